@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/cli.html.md"""
 # %% auto #0
 __all__ = ['build_parser', 'main']
 
-# %% ../nbs/08_cli.ipynb #875e924e
+# %% ../nbs/08_cli.ipynb #e918dad6
 import argparse
 import sys
 from dataclasses import MISSING, fields
@@ -15,7 +15,7 @@ from dataclasses import MISSING, fields
 from .experiments import RunParams, certified_accuracy, read_log, run_certify, run_predict, run_train
 from .train import TrainConfig
 
-# %% ../nbs/08_cli.ipynb #8d862aef
+# %% ../nbs/08_cli.ipynb #19c7744f
 def _add_fields(parser, cls, skip=()):
     "One option per dataclass field, typed by its annotation, defaulting to its default."
     for f in fields(cls):
@@ -40,15 +40,23 @@ def build_parser():
         _add_fields(s, RunParams, skip=("n0",) if name == "predict" else ())
         s.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                        help="radii at which to print the certified accuracy (certify)")
+    r = sub.add_parser("reproduce", help="run every missing run of ours in grid.tsv (papermill), skipping finished ones")
+    r.add_argument("--dataset", default=None, help="only this data set's runs (default: all of ours)")
+    r.add_argument("--device", default="cpu"); r.add_argument("--data-root", default=None)
+    r.add_argument("--results-dir", default=None); r.add_argument("--checkpoint-dir", default=None)
+    r.add_argument("--dry-run", action="store_true", help="list what would run")
     return p
 
-# %% ../nbs/08_cli.ipynb #f0b736ca
+# %% ../nbs/08_cli.ipynb #21b77d05
 def main(argv=None):
     "Entry point of the `randsmooth` console script."
     args = vars(build_parser().parse_args(argv))
     command, radii = args.pop("command"), args.pop("radii", None)
     try:
-        if command == "train":
+        if command == "reproduce":
+            from randsmooth.reproduce import reproduce
+            for action, what, path in reproduce(**args): print(f"{action:8s} {what}  ->  {path}")
+        elif command == "train":
             path = run_train(**args)
             print(f"checkpoint: {path}")
         elif command == "certify":

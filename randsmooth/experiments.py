@@ -9,7 +9,7 @@ __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'project_dir', 'resolve', 'git_
            'write_json', 'checkpoint_path', 'run_train', 'read_log', 'done_indices', 'RunParams', 'default_checkpoint',
            'get_model', 'selected_indices', 'results_path', 'run_certify', 'run_predict', 'certified_accuracy']
 
-# %% ../nbs/07_experiments.ipynb #d8be0ff9
+# %% ../nbs/07_experiments.ipynb #02fb80ea
 import datetime
 import hashlib
 import json
@@ -33,7 +33,7 @@ from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, load_checkpoint, train
 
-# %% ../nbs/07_experiments.ipynb #3c631b91
+# %% ../nbs/07_experiments.ipynb #8649d7b4
 def project_dir():
     "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
@@ -47,7 +47,7 @@ def resolve(path, default):
     path = Path(default if path is None else path).expanduser()
     return path if path.is_absolute() else project_dir() / path
 
-# %% ../nbs/07_experiments.ipynb #922c3495
+# %% ../nbs/07_experiments.ipynb #58057719
 def git_commit():
     "The project's git commit, with '+dirty' if its tracked files have changed; 'unknown' outside git."
     try:
@@ -85,7 +85,7 @@ def write_json(obj, path):
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
-# %% ../nbs/07_experiments.ipynb #f60551c9
+# %% ../nbs/07_experiments.ipynb #a89aa5dd
 def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     "Where `train` keeps the checkpoint of a recipe."
     h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -109,7 +109,7 @@ def run_train(
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
-# %% ../nbs/07_experiments.ipynb #fd72e759
+# %% ../nbs/07_experiments.ipynb #b466a822
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 
@@ -118,7 +118,7 @@ def read_log(path):
     df = pd.read_csv(path, sep="\t")
     if "idx" not in df.columns or "predict" not in df.columns:
         raise ValueError(f"{path} is not a certify/predict log: its header is {list(df.columns)}")
-    if "time" in df.columns and df["time"].dtype == object:
+    if "time" in df.columns and not pd.api.types.is_numeric_dtype(df["time"]):    # 'H:MM:SS.ffffff' 
         df["time"] = pd.to_timedelta(df["time"]).dt.total_seconds()
     return df
 
@@ -140,7 +140,7 @@ def _open_log(path, columns):
     if f.tell() == 0: f.write("\t".join(columns) + "\n")
     return f
 
-# %% ../nbs/07_experiments.ipynb #f533bf72
+# %% ../nbs/07_experiments.ipynb #a564be9d
 @dataclass
 class RunParams:
     "The parameters of a certify or predict run."
@@ -159,6 +159,7 @@ class RunParams:
     device: str = "cpu"
     checkpoint: str = None         # a checkpoint file; None: the default recipe's, for (dataset, arch, noise)
     train_if_missing: bool = True  # train the default recipe first if the checkpoint is missing (embedded data only)
+    allow_mismatch: bool = False   # use a checkpoint made for another arch / dataset / noise (with a warning)
     data_root: str = None          # data directory for cifar10 / imagenet
     results_dir: str = None        # default: <project>/results
     checkpoint_dir: str = None     # default: <project>/checkpoints
@@ -175,10 +176,11 @@ class RunParams:
 
     def identity(self):
         "The fields that change results (not where they go, nor how fast they come)."
-        skip = {"device", "batch", "train_if_missing", "data_root", "results_dir", "checkpoint_dir", "progress"}
+        skip = {"device", "batch", "train_if_missing", "allow_mismatch", "data_root", "results_dir", "checkpoint_dir",
+                "progress"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
-# %% ../nbs/07_experiments.ipynb #8b3c9fb0
+# %% ../nbs/07_experiments.ipynb #07d1a4aa
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
@@ -196,7 +198,8 @@ def get_model(p: RunParams):
                 f"--sigma {p.noise:g}" + (" --data-root DIR" if not dataset_info(p.dataset).embedded else "")
                 + f"\nor: papermill nbs/train.ipynb out.ipynb -p dataset {p.dataset} -p sigma {p.noise:g}"
                 + "\nor pass checkpoint= (--checkpoint) pointing at an existing file")
-    model, _ = load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device)
+    model, _ = load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
+                               strict=not p.allow_mismatch)
     return model, path
 
 def selected_indices(n_items, skip, max_index):
@@ -210,7 +213,7 @@ def results_path(p: RunParams, kind, checkpoint):
             f"n{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}.tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
-# %% ../nbs/07_experiments.ipynb #8499d9cd
+# %% ../nbs/07_experiments.ipynb #60f27267
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
     model, ckpt = get_model(p)
@@ -262,7 +265,7 @@ def run_predict(**params):
     "PREDICT every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("predict", RunParams(**params))
 
-# %% ../nbs/07_experiments.ipynb #e9c84dd1
+# %% ../nbs/07_experiments.ipynb #d8a89927
 def certified_accuracy(
     log,      # a certify log: path or DataFrame
     radii,    # radii r at which to evaluate

@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-NOTEBOOKS = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_"))
+EXPERIMENTS = {"train.ipynb", "certify.ipynb", "predict.ipynb"}     # run under papermill in test_experiments.py
+NOTEBOOKS = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_") and p.name not in EXPERIMENTS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -29,3 +30,20 @@ def test_export_matches_notebooks(tmp_path):
     subprocess.run([str(BIN / "nbdev-export")], cwd=tmp_path, check=True, capture_output=True)
     cmp = filecmp.dircmp(ROOT / "randsmooth", tmp_path / "randsmooth", ignore=["__pycache__"])
     assert not cmp.diff_files and not cmp.right_only, (cmp.diff_files, cmp.right_only)
+
+
+def test_notebooks_are_committed_without_outputs():
+    "The book and the tests execute the notebooks; committed outputs would only go stale."
+    import json
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), f"{nb.name} has outputs: clear them"
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_experiment_notebooks_have_one_parameters_cell(name):
+    "papermill injects its -p values after the cell tagged 'parameters'; nbdev-clean must keep the tag."
+    import json
+    cells = json.loads((ROOT / "nbs" / name).read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
