@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml constraints.txt
 # The executed notebook lands in out/certify.ipynb, the log and its provenance in results/certify/.
 run: $(STAMP)
 	mkdir -p out
-	$(BIN)/papermill -k python3 --no-progress-bar --stdout-file /dev/stdout nbs/certify.ipynb out/certify.ipynb
+	$(BIN)/papermill -k python3 --no-progress-bar --stdout-file out/certify.txt nbs/certify.ipynb out/certify.ipynb
+	cat out/certify.txt
 
 # The theory chapters, executed with their figures into out/.
 theory: $(STAMP)
