@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 THEORY_NBS := 01_stats 02_theory 02a_bounds 03_core 03a_linear
 
-.PHONY: setup run theory reproduce test export clean
+.PHONY: setup run theory reproduce book test export clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,12 @@ reproduce: $(STAMP)
 	cd nbs && for nb in $(RESULT_NBS); do \
 	  ../$(BIN)/papermill -k python3 --no-progress-bar $$nb.ipynb ../out/$$nb.ipynb || exit 1; \
 	  echo "ran nbs/$$nb.ipynb -> out/$$nb.ipynb"; done
+
+# The book: every chapter, in the paper's order, as HTML that needs no network (MathJax served locally).
+# It executes the method and results chapters (minutes on a CPU), never the experiment notebooks.
+book: $(STAMP)
+	$(BIN)/python book/build.py
+	@echo "open _build/book/html/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -9,7 +9,7 @@ __all__ = ['wrong_certificates_bound', 'certified_accuracy_lower_bound', 'averag
            'with_radius', 'rebound', 'project_n', 'project_alpha', 'accuracy_table', 'envelope', 'to_markdown',
            'to_latex', 'plot_certified_accuracy', 'figure8']
 
-# %% ../nbs/09_analyze.ipynb #284dc07e
+# %% ../nbs/09_analyze.ipynb #b7ae2128
 import math
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from scipy.stats import binom, norm
 from .experiments import certified_accuracy, read_log
 from .stats import certified_radius, lower_confidence_bound, radius_lecuyer, radius_li
 
-# %% ../nbs/09_analyze.ipynb #fc919b1e
+# %% ../nbs/09_analyze.ipynb #0aeb079a
 def wrong_certificates_bound(
     m,        # number of certified inputs
     alpha,    # each certificate's failure probability
@@ -40,13 +40,13 @@ def certified_accuracy_lower_bound(
     q = wrong_certificates_bound(len(df), alpha, rho)
     return (certified_accuracy(df, radii) - q / len(df)).clip(lower=0).rename("certified accuracy lower bound")
 
-# %% ../nbs/09_analyze.ipynb #f14373ce
+# %% ../nbs/09_analyze.ipynb #3c40460d
 def average_certified_radius(log):
     "Mean over inputs of the radius where CERTIFY is correct and 0 elsewhere (area under the curve)."
     df = read_log(log) if not isinstance(log, pd.DataFrame) else log
     return float((df["radius"] * (df["correct"] == 1)).mean())
 
-# %% ../nbs/09_analyze.ipynb #357f5284
+# %% ../nbs/09_analyze.ipynb #5e380586
 def p_a_lower_of(df, sigma):
     "p_A's lower bound per input: the log's column, else Phi(radius / sigma) (0 where CERTIFY abstained)."
     if "p_a_lower" in df.columns: return df["p_a_lower"].to_numpy(float)
@@ -65,7 +65,7 @@ def n_a_of(df, sigma, n, alpha):
     k = np.where(nearer_hi, hi, lo)
     return np.where(df["predict"] >= 0, k, 0)
 
-# %% ../nbs/09_analyze.ipynb #34bf79ee
+# %% ../nbs/09_analyze.ipynb #c9f184c4
 def with_radius(df, radius):
     "A copy of a log with a new radius column; inputs whose radius is not positive count as abstentions."
     out = df.copy()
@@ -92,7 +92,7 @@ def project_alpha(df, sigma, n, alpha, new_alpha):
     p = lower_confidence_bound(n_a_of(df, sigma, n, alpha), n, new_alpha)
     return with_radius(df, np.where(p > 0.5, sigma * norm.ppf(np.maximum(p, 0.5)), 0.0))
 
-# %% ../nbs/09_analyze.ipynb #2fcf62de
+# %% ../nbs/09_analyze.ipynb #175b0703
 def accuracy_table(
     logs,    # {label: log (path or DataFrame)}
     radii,   # radii r for the columns
@@ -116,7 +116,7 @@ def envelope(
                          "standard accuracy": [t.loc[best[r], 0.0] for r in radii]},
                         index=pd.Index(radii, name="radius"))
 
-# %% ../nbs/09_analyze.ipynb #5afb9e05
+# %% ../nbs/09_analyze.ipynb #3b1284c7
 def _is_parameter(column):
     "Columns that hold parameters (sigma, radius, n), printed as numbers, not percentages."
     return any(w in str(column) for w in ("sigma", "radius")) or str(column) == "n"
@@ -141,7 +141,7 @@ def to_latex(df, percent=True, digits=1):
     lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
     return "\n".join(lines + [" & ".join(r) + r" \\" for r in rows] + [r"\bottomrule", r"\end{tabular}"])
 
-# %% ../nbs/09_analyze.ipynb #0bd1b2a2
+# %% ../nbs/09_analyze.ipynb #e63250d7
 def plot_certified_accuracy(
     logs,            # {label: log}
     ax=None,

@@ -9,7 +9,7 @@ __all__ = ['ABSTAIN', 'NOISE_BLOCK', 'SELECT', 'ESTIMATE', 'PREDICT', 'noise_see
            'model_device', 'warn_if_training', 'forward_logits', 'sample_counts', 'Certificate', 'certify',
            'Prediction', 'predict', 'Smooth']
 
-# %% ../nbs/03_core.ipynb #9896e41f
+# %% ../nbs/03_core.ipynb #4ad98c10
 import itertools
 import warnings
 from dataclasses import dataclass, fields
@@ -17,11 +17,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
 from .stats import binom_pvalue, certified_radius, check_alpha, check_sigma, lower_confidence_bound
 
-# %% ../nbs/03_core.ipynb #5e5e7f76
+# %% ../nbs/03_core.ipynb #f687c014
 ABSTAIN = -1                         # the class PREDICT and CERTIFY return when they abstain
 NOISE_BLOCK = 256                    # draws per seeded block: part of the noise's definition
 SELECT, ESTIMATE, PREDICT = 0, 1, 2  # phases with independent noise streams
@@ -42,7 +42,7 @@ def block_noise(
     g.manual_seed(noise_seed(seed, index, phase, block))
     return torch.randn((k, *shape), generator=g, device=device, dtype=dtype)
 
-# %% ../nbs/03_core.ipynb #656dcbe0
+# %% ../nbs/03_core.ipynb #22ca24ff
 def check_int(name, v, lo=1):
     "`v` as an int, with a clear error unless it is a whole number >= lo."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -70,7 +70,7 @@ def warn_if_training(model):
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))):
         warnings.warn("the base classifier is in training mode (batch norm / dropout): call model.eval() first", stacklevel=3)
 
-# %% ../nbs/03_core.ipynb #41b5f6e8
+# %% ../nbs/03_core.ipynb #0f0b8ab2
 def forward_logits(model, batch, num_classes=None):
     "The base classifier's logits [B, C] on a batch, with clear errors for rejected shapes and wrong widths."
     try:
@@ -87,7 +87,7 @@ def forward_logits(model, batch, num_classes=None):
         raise ValueError(f"the base classifier returns {logits.shape[1]} classes per input, but num_classes={num_classes}")
     return logits
 
-# %% ../nbs/03_core.ipynb #d2bcf641
+# %% ../nbs/03_core.ipynb #0dbcc527
 @torch.inference_mode()
 def sample_counts(
     model,             # base classifier: [B, *shape] -> logits [B, C]
@@ -135,7 +135,7 @@ def sample_counts(
     if bool(bad): raise ValueError("the base classifier returned NaN or infinite logits: its class is undefined")
     return counts.view(N, num_classes)
 
-# %% ../nbs/03_core.ipynb #878f2877
+# %% ../nbs/03_core.ipynb #12c4e86a
 @dataclass
 class Certificate:
     "CERTIFY's answers for N inputs; `cert[i]` is input i's."
@@ -149,7 +149,7 @@ class Certificate:
     def __len__(self): return len(self.prediction)
     def __getitem__(self, i): return Certificate(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
 
-# %% ../nbs/03_core.ipynb #6d0e5dde
+# %% ../nbs/03_core.ipynb #f8b54a71
 def certify(
     model,             # base classifier f: [B, *shape] -> logits [B, C], on any device
     x,                 # inputs in pixel space, [N, *shape]; one input: x[None]
@@ -180,7 +180,7 @@ def certify(
                        radius=np.where(ok, np.atleast_1d(certified_radius(np.where(ok, p_a, 0.5), sigma)), 0.0),
                        p_a_lower=p_a, n_a=n_a, counts0=counts0.cpu().numpy(), counts=counts.cpu().numpy())
 
-# %% ../nbs/03_core.ipynb #5f743311
+# %% ../nbs/03_core.ipynb #cd37724d
 @dataclass
 class Prediction:
     "PREDICT's answers for N inputs; `pred[i]` is input i's."
@@ -191,7 +191,7 @@ class Prediction:
     def __len__(self): return len(self.prediction)
     def __getitem__(self, i): return Prediction(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
 
-# %% ../nbs/03_core.ipynb #2719d173
+# %% ../nbs/03_core.ipynb #a8d267d3
 def predict(
     model,             # base classifier f: [B, *shape] -> logits [B, C], on any device
     x,                 # inputs in pixel space, [N, *shape]; one input: x[None]
@@ -218,7 +218,7 @@ def predict(
     return Prediction(prediction=np.where(p <= alpha, top.indices[:, 0].cpu().numpy(), ABSTAIN),
                       p_value=p, counts=counts.cpu().numpy())
 
-# %% ../nbs/03_core.ipynb #9333f276
+# %% ../nbs/03_core.ipynb #2f7b01e6
 class Smooth:
     "The smoothed classifier g of a base classifier, with the paper's PREDICT and CERTIFY for one input."
     ABSTAIN = ABSTAIN

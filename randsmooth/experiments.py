@@ -9,7 +9,7 @@ __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'project_dir', 'resolve', 'git_
            'write_json', 'checkpoint_path', 'run_train', 'read_log', 'done_indices', 'RunParams', 'default_checkpoint',
            'get_model', 'selected_indices', 'results_path', 'run_certify', 'run_predict', 'certified_accuracy']
 
-# %% ../nbs/07_experiments.ipynb #02fb80ea
+# %% ../nbs/07_experiments.ipynb #bac0db1f
 import datetime
 import hashlib
 import json
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
 import randsmooth
 from .core import ABSTAIN, certify, check_int, predict
@@ -33,7 +33,7 @@ from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, load_checkpoint, train
 
-# %% ../nbs/07_experiments.ipynb #8649d7b4
+# %% ../nbs/07_experiments.ipynb #d56082e9
 def project_dir():
     "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
@@ -47,7 +47,7 @@ def resolve(path, default):
     path = Path(default if path is None else path).expanduser()
     return path if path.is_absolute() else project_dir() / path
 
-# %% ../nbs/07_experiments.ipynb #58057719
+# %% ../nbs/07_experiments.ipynb #118d88b5
 def git_commit():
     "The project's git commit, with '+dirty' if its tracked files have changed; 'unknown' outside git."
     try:
@@ -85,7 +85,7 @@ def write_json(obj, path):
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
-# %% ../nbs/07_experiments.ipynb #a89aa5dd
+# %% ../nbs/07_experiments.ipynb #4227fecf
 def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     "Where `train` keeps the checkpoint of a recipe."
     h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -109,7 +109,7 @@ def run_train(
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
-# %% ../nbs/07_experiments.ipynb #b466a822
+# %% ../nbs/07_experiments.ipynb #74c93898
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 
@@ -140,7 +140,7 @@ def _open_log(path, columns):
     if f.tell() == 0: f.write("\t".join(columns) + "\n")
     return f
 
-# %% ../nbs/07_experiments.ipynb #a564be9d
+# %% ../nbs/07_experiments.ipynb #d3c9e02a
 @dataclass
 class RunParams:
     "The parameters of a certify or predict run."
@@ -180,7 +180,7 @@ class RunParams:
                 "progress"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
-# %% ../nbs/07_experiments.ipynb #07d1a4aa
+# %% ../nbs/07_experiments.ipynb #bca1970a
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
@@ -213,7 +213,7 @@ def results_path(p: RunParams, kind, checkpoint):
             f"n{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}.tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
-# %% ../nbs/07_experiments.ipynb #60f27267
+# %% ../nbs/07_experiments.ipynb #114a4fd3
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
     model, ckpt = get_model(p)
@@ -265,7 +265,7 @@ def run_predict(**params):
     "PREDICT every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("predict", RunParams(**params))
 
-# %% ../nbs/07_experiments.ipynb #d8a89927
+# %% ../nbs/07_experiments.ipynb #0c9b4ac3
 def certified_accuracy(
     log,      # a certify log: path or DataFrame
     radii,    # radii r at which to evaluate

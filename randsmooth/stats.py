@@ -8,11 +8,11 @@ Docs: https://randsmooth.github.io/randsmooth/stats.html.md"""
 __all__ = ['check_alpha', 'check_sigma', 'check_prob', 'check_counts', 'lower_confidence_bound', 'binom_pvalue',
            'certified_radius', 'radius_lecuyer', 'radius_li', 'max_certifiable_radius', 'samples_for_radius']
 
-# %% ../nbs/01_stats.ipynb #496a83de
+# %% ../nbs/01_stats.ipynb #b24c71ec
 import numpy as np
 from scipy.stats import beta, binom, norm
 
-# %% ../nbs/01_stats.ipynb #13c05de4
+# %% ../nbs/01_stats.ipynb #78f2550b
 def _as_float(name, v, lo, hi, lo_open=False, hi_open=False):
     "`v` as a float array, with a clear error unless every entry lies in the interval from `lo` to `hi`."
     v = np.asarray(v, dtype=float)
@@ -22,9 +22,17 @@ def _as_float(name, v, lo, hi, lo_open=False, hi_open=False):
         raise ValueError(f"{name} must lie in {l}{lo}, {hi}{r}; got {v[~ok].ravel()[0]!r}")
     return v
 
-def check_alpha(alpha): return _as_float("alpha", alpha, 0, 1, lo_open=True, hi_open=True)
-def check_sigma(sigma): return _as_float("sigma", sigma, 0, np.inf, lo_open=True, hi_open=True)
-def check_prob(name, p): return _as_float(name, p, 0, 1)
+def check_alpha(alpha):
+    "alpha as a float array, with a clear error unless 0 < alpha < 1."
+    return _as_float("alpha", alpha, 0, 1, lo_open=True, hi_open=True)
+
+def check_sigma(sigma):
+    "sigma as a float array, with a clear error unless 0 < sigma < inf."
+    return _as_float("sigma", sigma, 0, np.inf, lo_open=True, hi_open=True)
+
+def check_prob(name, p):
+    "A probability as a float array, with a clear error unless 0 <= p <= 1."
+    return _as_float(name, p, 0, 1)
 
 def check_counts(k, n):
     "`k` and `n` as integer arrays with 0 <= k <= n and n >= 1."
@@ -41,7 +49,7 @@ def _out(a):
     "0-d arrays come back as NumPy scalars, so scalar in means scalar out."
     return a[()] if np.ndim(a) == 0 else a
 
-# %% ../nbs/01_stats.ipynb #e6bcc84b
+# %% ../nbs/01_stats.ipynb #6853f7ce
 def lower_confidence_bound(
     k,     # successes, int or int array, 0 <= k <= n
     n,     # trials, int or int array, n >= 1
@@ -55,7 +63,7 @@ def lower_confidence_bound(
         lb = beta.ppf(alpha, k, n - k + 1)
     return _out(np.where(k == 0, 0.0, lb))
 
-# %% ../nbs/01_stats.ipynb #e4fbf5ef
+# %% ../nbs/01_stats.ipynb #e226e5d1
 _RERR = 1 + 1e-7  # SciPy's relative tolerance for "no more likely than"
 
 def _bisect(a, d, lo, hi):
@@ -70,7 +78,7 @@ def _bisect(a, d, lo, hi):
         res, found = np.where(act & (v == d), mid, res), found | (act & (v == d))  # an exact tie ends the search
     return np.where(found, res, np.where(a(lo) <= d, lo, lo - 1))
 
-# %% ../nbs/01_stats.ipynb #9408498a
+# %% ../nbs/01_stats.ipynb #12bfc47e
 def binom_pvalue(
     n_a,     # successes, int or int array
     n,       # trials, int or int array, n >= 1
@@ -92,7 +100,7 @@ def binom_pvalue(
     pval = np.where(k == p * n, 1.0, np.where(k < p * n, p_below, p_above))
     return _out(np.minimum(1.0, pval))
 
-# %% ../nbs/01_stats.ipynb #853654ab
+# %% ../nbs/01_stats.ipynb #c5549122
 def certified_radius(
     p_a,        # lower bound on the top class's probability, in [0, 1]
     sigma,      # noise level, > 0
@@ -106,7 +114,7 @@ def certified_radius(
         r = sigma / 2 * (norm.ppf(p_a) - norm.ppf(p_b))
     return _out(np.where((p_a == 1) | (p_b == 0), np.inf, r))
 
-# %% ../nbs/01_stats.ipynb #4ddb668a
+# %% ../nbs/01_stats.ipynb #75d47f08
 def _maximise(f, lo, hi, grid=128, iters=60):
     "Elementwise max of f over [lo, hi] (arrays): a grid finds the peak, golden-section search refines it."
     F = lambda t, expand=False: np.where(np.isnan(v := f(t, expand=expand)), -np.inf, v)  # NaN: infeasible
@@ -126,7 +134,7 @@ def _pair(p_a, sigma, p_b):
     p_b = 1 - p_a if p_b is None else check_prob("p_b", p_b)
     return np.broadcast_arrays(p_a, sigma, p_b)
 
-# %% ../nbs/01_stats.ipynb #cced1c5e
+# %% ../nbs/01_stats.ipynb #aee8f606
 def radius_lecuyer(
     p_a,        # lower bound on the top class's probability
     sigma,      # noise level
@@ -146,7 +154,7 @@ def radius_lecuyer(
     best = _maximise(r, np.zeros_like(b_max), b_max)
     return _out(np.where(ok, sigma * np.maximum(best, 0), 0.0))
 
-# %% ../nbs/01_stats.ipynb #38947b7c
+# %% ../nbs/01_stats.ipynb #58ea357f
 def radius_li(
     p_a,        # lower bound on the top class's probability
     sigma,      # noise level
@@ -165,7 +173,7 @@ def radius_li(
     best = _maximise(h, lo, lo + 22)                           # $\alpha \in (1 + 10^{-6}, 1 + e^{8})$
     return _out(np.where(p_a > p_b, sigma * np.sqrt(np.maximum(best, 0)), 0.0))   # p_A <= p_B certifies nothing
 
-# %% ../nbs/01_stats.ipynb #4df1ff82
+# %% ../nbs/01_stats.ipynb #d947c33a
 def max_certifiable_radius(
     n,       # estimation samples, >= 1
     alpha,   # failure probability of CERTIFY

@@ -8,7 +8,7 @@ Docs: https://randsmooth.github.io/randsmooth/train.html.md"""
 __all__ = ['FORMAT', 'LOG_FIELDS', 'TrainConfig', 'atomic_save', 'read_checkpoint', 'load_checkpoint', 'evaluate',
            'train_one_epoch', 'write_history', 'train']
 
-# %% ../nbs/06_train.ipynb #c77f7fad
+# %% ../nbs/06_train.ipynb #a8723c49
 import csv
 import math
 import os
@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
 from .data import get_dataset
 from .models import DEFAULT_ARCH, build_model
 from .stats import check_sigma
 
-# %% ../nbs/06_train.ipynb #34ed22d3
+# %% ../nbs/06_train.ipynb #d8984688
 @dataclass
 class TrainConfig:
     "Gaussian-augmentation training: the paper's recipe by default."
@@ -50,7 +50,7 @@ class TrainConfig:
         for f in ("epochs", "batch_size", "lr_step"):
             if int(getattr(self, f)) < 1: raise ValueError(f"{f} must be >= 1; got {getattr(self, f)}")
 
-# %% ../nbs/06_train.ipynb #642ca499
+# %% ../nbs/06_train.ipynb #a357877b
 FORMAT = "randsmooth-checkpoint/1"
 
 def atomic_save(obj, path):
@@ -98,7 +98,7 @@ def load_checkpoint(
         raise ValueError(f"checkpoint {path} does not fit arch {cfg['arch']!r}: {str(e)[:300]}") from e
     return model.to(device).eval(), ckpt
 
-# %% ../nbs/06_train.ipynb #8a3b41a2
+# %% ../nbs/06_train.ipynb #95c3cc74
 def _epoch_seed(seed, epoch, stream):
     return int(np.random.SeedSequence(seed, spawn_key=(epoch, stream)).generate_state(1, np.uint64)[0] >> 1)
 
@@ -134,7 +134,7 @@ def train_one_epoch(model, loader, optimizer, sigma, device, noise_gen, progress
         if progress is not None: progress.update(len(y))
     return loss_sum / total, correct / total
 
-# %% ../nbs/06_train.ipynb #1e321760
+# %% ../nbs/06_train.ipynb #3f626087
 LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc_noisy", "test_loss", "test_acc", "test_acc_noisy", "seconds"]
 
 def write_history(history, path):

@@ -20,7 +20,7 @@ from randsmooth.train import FORMAT, TrainConfig, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ORIGINAL_LOGS = ROOT.parent / "shared" / "reference" / "original-logs"
+ORIGINAL_LOGS = ROOT / "data" / "original-logs"
 
 
 # --- data -------------------------------------------------------------------------------------------------------------
@@ -271,9 +271,6 @@ def test_log_format_is_read_back_by_the_analysis(tmp_path):
     df = read_log(log)
     assert df["time"].tolist() == [1.5, 1.25, 1.0]
     assert certified_accuracy(df, [0.0, 0.5, 1.0]).tolist() == [1 / 3, 1 / 3, 0.0]
-    orig = ORIGINAL_LOGS / "certify/cifar10/resnet110/noise_0.25/test/sigma_0.25"
-    if not orig.exists():
-        pytest.skip("the paper's original logs are not beside this checkout")
-    paper = read_log(orig)
+    paper = read_log(ORIGINAL_LOGS / "certify/cifar10/resnet110/noise_0.25/test/sigma_0.25")
     assert len(paper) == 500
     assert certified_accuracy(paper, [0.25, 0.5]).round(3).tolist() == [0.600, 0.428]    # the paper's CIFAR-10 table

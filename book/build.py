@@ -1,0 +1,145 @@
+"""Build the book: notebooks -> Jupyter Book 1 -> _build/book/html (offline: MathJax served from the book itself).
+
+    python book/build.py            # builds into _build/book/html
+"""
+import importlib
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "_build" / "book"
+SRC = BUILD / "src"
+MATHJAX = "mathjax@3.2.2"
+MODULES = ["stats", "theory", "core", "data", "models", "train", "experiments", "analyze", "reproduce", "cli"]
+
+
+def strip_nbdev(nb):
+    "nbdev's #| directives are for the exporter: drop them; #| hide cells leave the page; front matter goes."
+    cells = []
+    for c in nb["cells"]:
+        if c["cell_type"] == "raw":
+            continue
+        if c["cell_type"] == "code":
+            lines = "".join(c["source"]).split("\n")
+            directives = [l[2:].strip() for l in lines if l.startswith("#|")]
+            body = "\n".join(l for l in lines if not l.startswith("#|")).strip("\n")
+            if not body:
+                continue
+            c["source"] = body
+            tags = c.setdefault("metadata", {}).setdefault("tags", [])
+            if any(d.split()[0] == "hide" for d in directives if d):
+                tags.append("remove-cell")
+        cells.append(c)
+    nb["cells"] = cells
+    return nb
+
+
+def _comments(obj):
+    "Parameter -> inline comment, from the source (fastcore's docments)."
+    try:
+        from fastcore.docments import docments
+        return {k: v for k, v in docments(obj).items() if k != "return" and v}
+    except Exception:
+        return {}
+
+
+def _entry(name, obj):
+    "Markdown for one exported function or class: signature, docstring, parameters with their comments."
+    kind = "class" if inspect.isclass(obj) else "function"
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        sig = str(inspect.signature(target)).replace("(self, ", "(").replace("(self)", "()")
+    except (TypeError, ValueError):
+        sig = "(...)"
+    out = [f"### `{name}`", "", f"```python\n{kind} {name}{sig}\n```", "", inspect.getdoc(obj) or "", ""]
+    params = inspect.signature(target).parameters if callable(target) else {}
+    comments = _comments(target)
+    rows = [(p, "" if v.default is inspect.Parameter.empty else repr(v.default), comments.get(p, ""))
+            for p, v in params.items() if p != "self"]
+    if any(c for _, _, c in rows):
+        out += ["| parameter | default | meaning |", "|---|---|---|"]
+        out += [f"| `{p}` | `{d}` | {c} |" if d else f"| `{p}` | | {c} |" for p, d, c in rows]
+        out.append("")
+    if inspect.isclass(obj):
+        for m, f in inspect.getmembers(obj, inspect.isfunction):
+            if not m.startswith("_") and f.__qualname__.startswith(obj.__name__ + "."):
+                out += [f"- `{name}.{m}{inspect.signature(f)}`".replace("(self, ", "(").replace("(self)", "()")
+                        + f": {inspect.getdoc(f) or ''}"]
+        out.append("")
+    return out
+
+
+def api_page():
+    "The API reference: every exported name of every module, from the package itself."
+    lines = ["# API reference", "",
+             "> Every function and class the package exports, with its signature, docstring and parameter comments, "
+             "generated from the package when the book is built.", ""]
+    for mod in MODULES:
+        m = importlib.import_module(f"randsmooth.{mod}")
+        lines += [f"## `randsmooth.{mod}`", "", (inspect.getdoc(m) or "").split("\n")[0], ""]
+        for name in getattr(m, "__all__", []):
+            lines += _entry(name, getattr(m, name))
+    return "\n".join(lines) + "\n"
+
+
+def mathjax(static):
+    "MathJax 3 from the npm registry (cached under _build/npm), copied into the book as _static/mathjax/."
+    cache = ROOT / "_build" / "npm"
+    cache.mkdir(parents=True, exist_ok=True)
+    tgz = next(cache.glob("mathjax-*.tgz"), None)
+    if tgz is None:
+        subprocess.run(["npm", "pack", MATHJAX, "--silent"], cwd=cache, check=True, capture_output=True)
+        tgz = next(cache.glob("mathjax-*.tgz"))
+    with tarfile.open(tgz) as t:
+        members = [m for m in t.getmembers() if m.name.startswith("package/es5/")]
+        t.extractall(cache / "x", members=members, filter="data")
+    shutil.copytree(cache / "x" / "package" / "es5", static / "mathjax", dirs_exist_ok=True)
+
+
+THEBE = re.compile(r'<script>const THEBE_JS_URL[^<]*</script>\s*|<script[^>]*src="_static/sphinx-thebe\.js[^"]*"></script>\s*')
+
+
+def drop_thebe(html_dir):
+    "Jupyter Book 1 always loads sphinx-thebe, and its inline script appears twice on each page (a SyntaxError in the"
+    " browser). Live code is off in this book, so its scripts go."
+    for page in html_dir.rglob("*.html"):
+        page.write_text(THEBE.sub("", page.read_text()))
+
+
+def main():
+    if SRC.exists():
+        shutil.rmtree(SRC)
+    SRC.mkdir(parents=True)
+    for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
+        if nb.name.startswith("_"):
+            continue
+        (SRC / nb.name).write_text(json.dumps(strip_nbdev(json.loads(nb.read_text())), indent=1))
+    (SRC / "api.md").write_text(api_page())
+    for f in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / "book" / f, SRC / f)
+    mathjax(SRC / "_mathjax")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}   # a non-inline backend would hide every figure
+    res = subprocess.run([str(jb), "build", str(SRC), "--path-output", str(BUILD), "--warningiserror", "--keep-going"],
+                         cwd=SRC, text=True, capture_output=True, env=env)
+    print(res.stdout[-6000:], res.stderr[-6000:], sep="\n")
+    html = BUILD / "_build" / "html"
+    if res.returncode != 0 or not (html / "index.html").exists():
+        sys.exit(f"book build failed (exit {res.returncode})")
+    drop_thebe(html)
+    target = BUILD / "html"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.move(str(html), str(target))
+    print(f"book: {target / 'index.html'}")
+
+
+if __name__ == "__main__":
+    main()
