@@ -9,7 +9,7 @@ __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'project_dir', 'resolve', 'git_
            'write_json', 'checkpoint_path', 'run_train', 'read_log', 'done_indices', 'RunParams', 'default_checkpoint',
            'get_model', 'selected_indices', 'results_path', 'run_certify', 'run_predict', 'certified_accuracy']
 
-# %% ../nbs/07_experiments.ipynb #bac0db1f
+# %% ../nbs/07_experiments.ipynb #0f604e60
 import datetime
 import hashlib
 import json
@@ -33,7 +33,7 @@ from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, load_checkpoint, train
 
-# %% ../nbs/07_experiments.ipynb #d56082e9
+# %% ../nbs/07_experiments.ipynb #c3dfd8f8
 def project_dir():
     "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
@@ -47,7 +47,7 @@ def resolve(path, default):
     path = Path(default if path is None else path).expanduser()
     return path if path.is_absolute() else project_dir() / path
 
-# %% ../nbs/07_experiments.ipynb #118d88b5
+# %% ../nbs/07_experiments.ipynb #f700b842
 def git_commit():
     "The project's git commit, with '+dirty' if its tracked files have changed; 'unknown' outside git."
     try:
@@ -85,7 +85,7 @@ def write_json(obj, path):
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
-# %% ../nbs/07_experiments.ipynb #4227fecf
+# %% ../nbs/07_experiments.ipynb #e72d1601
 def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     "Where `train` keeps the checkpoint of a recipe."
     h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -109,7 +109,7 @@ def run_train(
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
-# %% ../nbs/07_experiments.ipynb #74c93898
+# %% ../nbs/07_experiments.ipynb #619c2d6c
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 
@@ -126,9 +126,8 @@ def done_indices(path):
     "Indices already in a log (a partial last line, from a killed run, is dropped)."
     path = Path(path)
     if not path.exists(): return set()
-    lines = path.read_text().split("\n")
-    complete = [l for l in lines[1:-1] if l] if not lines[-1] else [l for l in lines[1:-1] if l]
-    return {int(l.split("\t", 1)[0]) for l in complete}
+    lines = path.read_text().split("\n")[1:-1]     # no header; the last piece is '' or a line cut by a kill
+    return {int(l.split("\t", 1)[0]) for l in lines if l}
 
 def _open_log(path, columns):
     "Append to a log, first cutting off a partial last line left by a killed run."
@@ -140,7 +139,7 @@ def _open_log(path, columns):
     if f.tell() == 0: f.write("\t".join(columns) + "\n")
     return f
 
-# %% ../nbs/07_experiments.ipynb #d3c9e02a
+# %% ../nbs/07_experiments.ipynb #9be9a9fb
 @dataclass
 class RunParams:
     "The parameters of a certify or predict run."
@@ -180,7 +179,7 @@ class RunParams:
                 "progress"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
-# %% ../nbs/07_experiments.ipynb #bca1970a
+# %% ../nbs/07_experiments.ipynb #7cfe1ee7
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
@@ -213,7 +212,7 @@ def results_path(p: RunParams, kind, checkpoint):
             f"n{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}.tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
-# %% ../nbs/07_experiments.ipynb #114a4fd3
+# %% ../nbs/07_experiments.ipynb #00ec1058
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
     model, ckpt = get_model(p)
@@ -224,7 +223,8 @@ def _run(kind, p: RunParams):
         if old and old != p.identity():
             raise ValueError(f"{path} exists from a run with other parameters; remove it to start again")
     data = get_dataset(p.dataset, p.split, p.data_root)
-    todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done_indices(path)]
+    done = done_indices(path)
+    todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done]
     meta = {"kind": kind, "params": p.identity(), "checkpoint": str(ckpt), **provenance(p.device),
             "started": datetime.datetime.now().isoformat(timespec="seconds"), "status": "running"}
     write_json(meta, meta_path)
@@ -265,7 +265,7 @@ def run_predict(**params):
     "PREDICT every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("predict", RunParams(**params))
 
-# %% ../nbs/07_experiments.ipynb #0c9b4ac3
+# %% ../nbs/07_experiments.ipynb #c4d33616
 def certified_accuracy(
     log,      # a certify log: path or DataFrame
     radii,    # radii r at which to evaluate
