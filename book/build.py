@@ -36,6 +36,8 @@ def strip_nbdev(nb):
             tags = c.setdefault("metadata", {}).setdefault("tags", [])
             if any(d.split()[0] == "hide" for d in directives if d):
                 tags.append("remove-cell")
+            if any(d.replace(" ", "") == "eval:false" for d in directives):
+                tags.append("skip-execution")
         cells.append(c)
     nb["cells"] = cells
     return nb

@@ -7,9 +7,10 @@ Docs: https://randsmooth.github.io/randsmooth/experiments.html.md"""
 # %% auto #0
 __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'project_dir', 'resolve', 'git_commit', 'device_name', 'provenance',
            'write_json', 'checkpoint_path', 'run_train', 'read_log', 'done_indices', 'RunParams', 'default_checkpoint',
-           'get_model', 'selected_indices', 'results_path', 'run_certify', 'run_predict', 'certified_accuracy']
+           'get_model', 'selected_indices', 'results_path', 'world', 'shard_logs', 'merge_logs', 'run_certify',
+           'run_predict', 'certified_accuracy']
 
-# %% ../nbs/07_experiments.ipynb #0f604e60
+# %% ../nbs/07_experiments.ipynb #89946a06
 import datetime
 import hashlib
 import json
@@ -33,7 +34,7 @@ from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, load_checkpoint, train
 
-# %% ../nbs/07_experiments.ipynb #c3dfd8f8
+# %% ../nbs/07_experiments.ipynb #f63634ca
 def project_dir():
     "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
@@ -47,7 +48,7 @@ def resolve(path, default):
     path = Path(default if path is None else path).expanduser()
     return path if path.is_absolute() else project_dir() / path
 
-# %% ../nbs/07_experiments.ipynb #f700b842
+# %% ../nbs/07_experiments.ipynb #fb34da4f
 def git_commit():
     "The project's git commit, with '+dirty' if its tracked files have changed; 'unknown' outside git."
     try:
@@ -85,7 +86,7 @@ def write_json(obj, path):
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
-# %% ../nbs/07_experiments.ipynb #e72d1601
+# %% ../nbs/07_experiments.ipynb #f911db7d
 def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     "Where `train` keeps the checkpoint of a recipe."
     h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -109,7 +110,7 @@ def run_train(
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
-# %% ../nbs/07_experiments.ipynb #619c2d6c
+# %% ../nbs/07_experiments.ipynb #c7d377cd
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 
@@ -139,7 +140,7 @@ def _open_log(path, columns):
     if f.tell() == 0: f.write("\t".join(columns) + "\n")
     return f
 
-# %% ../nbs/07_experiments.ipynb #9be9a9fb
+# %% ../nbs/07_experiments.ipynb #841e8d18
 @dataclass
 class RunParams:
     "The parameters of a certify or predict run."
@@ -179,7 +180,7 @@ class RunParams:
                 "progress"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
-# %% ../nbs/07_experiments.ipynb #7cfe1ee7
+# %% ../nbs/07_experiments.ipynb #65172a69
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
@@ -212,10 +213,45 @@ def results_path(p: RunParams, kind, checkpoint):
             f"n{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}.tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
-# %% ../nbs/07_experiments.ipynb #00ec1058
+# %% ../nbs/07_experiments.ipynb #d80617d4
+def world():
+    "(rank, world size) from torchrun's environment; (0, 1) in a single process."
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+def shard_logs(path):
+    "The per-process logs of a run: <log stem>.rank<r>.tsv beside the log."
+    return sorted(Path(path).parent.glob(Path(path).stem + ".rank*.tsv"))
+
+def merge_logs(path):
+    "Fold the per-process logs into the run's log: one line per index, sorted, written atomically."
+    path = Path(path)
+    header = (path if path.exists() else shard_logs(path)[0]).read_text().split("\n", 1)[0]
+    lines = {}
+    for f in ([path] if path.exists() else []) + shard_logs(path):
+        for l in f.read_text().split("\n")[1:-1]:
+            if l: lines.setdefault(int(l.split("\t", 1)[0]), l)
+    tmp = path.with_name(f".{path.name}.merge.tmp")
+    tmp.write_text(header + "\n" + "".join(lines[i] + "\n" for i in sorted(lines)))
+    os.replace(tmp, path)
+    for f in shard_logs(path): f.unlink()
+    return path
+
+# %% ../nbs/07_experiments.ipynb #5f6403a7
+def _barrier():
+    "Wait for every process of a torchrun job (gloo: works on CPUs and GPUs alike)."
+    import torch.distributed as dist
+    if not dist.is_initialized(): dist.init_process_group("gloo")
+    dist.barrier()
+
+# %% ../nbs/07_experiments.ipynb #832a53de
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
+    rank, size = world()
+    if size > 1 and p.device.startswith("cuda") and ":" not in p.device:
+        p.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"                # one GPU per process
+    if size > 1 and rank > 0: _barrier()          # the others wait while process 0 loads (or trains) the model
     model, ckpt = get_model(p)
+    if size > 1 and rank == 0: _barrier()
     path = results_path(p, kind, ckpt)
     meta_path = path.with_suffix(".json")
     if meta_path.exists():
@@ -223,15 +259,16 @@ def _run(kind, p: RunParams):
         if old and old != p.identity():
             raise ValueError(f"{path} exists from a run with other parameters; remove it to start again")
     data = get_dataset(p.dataset, p.split, p.data_root)
-    done = done_indices(path)
-    todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done]
+    done = set().union(done_indices(path), *map(done_indices, shard_logs(path)))
+    todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done][rank::size]
+    out = path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")
     meta = {"kind": kind, "params": p.identity(), "checkpoint": str(ckpt), **provenance(p.device),
             "started": datetime.datetime.now().isoformat(timespec="seconds"), "status": "running"}
-    write_json(meta, meta_path)
+    if rank == 0: write_json(meta, meta_path)
     draws = p.n0 + p.n if kind == "certify" else p.n
     chunk = max(1, (8 * p.batch) // draws)                     # inputs per call: about 8 batches' worth
     t_start = time.time()
-    with _open_log(path, CERTIFY_COLUMNS if kind == "certify" else PREDICT_COLUMNS) as log, \
+    with _open_log(out, CERTIFY_COLUMNS if kind == "certify" else PREDICT_COLUMNS) as log, \
          tqdm(total=len(todo), disable=not p.progress, unit="input", desc=f"{kind} sigma={p.sigma:g}") as bar:
         for s in range(0, len(todo), chunk):
             idx = todo[s:s + chunk]
@@ -253,8 +290,11 @@ def _run(kind, p: RunParams):
                            int(top[1]) if len(top) > 1 else 0, p.n, p.alpha, p.sigma]
                 log.write("\t".join(map(str, row)) + "\n")
             bar.update(len(idx))
-    write_json({**meta, "status": "complete", "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-                "wall_seconds": round(time.time() - t_start, 3), "inputs_this_run": len(todo)}, meta_path)
+    if size > 1: _barrier()
+    if rank == 0:
+        if shard_logs(path): merge_logs(path)
+        write_json({**meta, "status": "complete", "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+                    "wall_seconds": round(time.time() - t_start, 3), "processes": size}, meta_path)
     return path
 
 def run_certify(**params):
@@ -265,7 +305,7 @@ def run_predict(**params):
     "PREDICT every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("predict", RunParams(**params))
 
-# %% ../nbs/07_experiments.ipynb #c4d33616
+# %% ../nbs/07_experiments.ipynb #6be02248
 def certified_accuracy(
     log,      # a certify log: path or DataFrame
     radii,    # radii r at which to evaluate
