@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build" / "book"
 SRC = BUILD / "src"
 MATHJAX = "mathjax@3.2.2"
-MODULES = ["stats", "theory", "core", "data", "models", "train", "experiments", "analyze", "reproduce", "cli"]
+MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "experiments", "analyze", "reproduce", "cli"]
 
 
 def strip_nbdev(nb):

@@ -9,7 +9,7 @@ __all__ = ['ABSTAIN', 'NOISE_BLOCK', 'SELECT', 'ESTIMATE', 'PREDICT', 'noise_see
            'model_device', 'warn_if_training', 'forward_logits', 'sample_counts', 'Certificate', 'certify',
            'Prediction', 'predict', 'Smooth']
 
-# %% ../nbs/03_core.ipynb #4ad98c10
+# %% ../nbs/03_core.ipynb #cf5da6d7
 import itertools
 import warnings
 from dataclasses import dataclass, fields
@@ -21,7 +21,7 @@ from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
 from .stats import binom_pvalue, certified_radius, check_alpha, check_sigma, lower_confidence_bound
 
-# %% ../nbs/03_core.ipynb #f687c014
+# %% ../nbs/03_core.ipynb #6e3ebfc2
 ABSTAIN = -1                         # the class PREDICT and CERTIFY return when they abstain
 NOISE_BLOCK = 256                    # draws per seeded block: part of the noise's definition
 SELECT, ESTIMATE, PREDICT = 0, 1, 2  # phases with independent noise streams
@@ -42,7 +42,7 @@ def block_noise(
     g.manual_seed(noise_seed(seed, index, phase, block))
     return torch.randn((k, *shape), generator=g, device=device, dtype=dtype)
 
-# %% ../nbs/03_core.ipynb #22ca24ff
+# %% ../nbs/03_core.ipynb #f29b4f4c
 def check_int(name, v, lo=1):
     "`v` as an int, with a clear error unless it is a whole number >= lo."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
@@ -70,7 +70,7 @@ def warn_if_training(model):
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))):
         warnings.warn("the base classifier is in training mode (batch norm / dropout): call model.eval() first", stacklevel=3)
 
-# %% ../nbs/03_core.ipynb #0f0b8ab2
+# %% ../nbs/03_core.ipynb #03988a4b
 def forward_logits(model, batch, num_classes=None):
     "The base classifier's logits [B, C] on a batch, with clear errors for rejected shapes and wrong widths."
     try:
@@ -87,7 +87,7 @@ def forward_logits(model, batch, num_classes=None):
         raise ValueError(f"the base classifier returns {logits.shape[1]} classes per input, but num_classes={num_classes}")
     return logits
 
-# %% ../nbs/03_core.ipynb #0dbcc527
+# %% ../nbs/03_core.ipynb #3bfa75df
 @torch.inference_mode()
 def sample_counts(
     model,             # base classifier: [B, *shape] -> logits [B, C]
@@ -107,35 +107,39 @@ def sample_counts(
     indices = list(range(N)) if indices is None else [int(i) for i in indices]
     if len(indices) != N: raise ValueError(f"indices has {len(indices)} entries for {N} inputs")
     counts, bad = None, torch.zeros((), dtype=torch.bool, device=device)
-    pieces, owners, filled = [], [], 0                     # the batch being filled, and whose rows they are
+    size = min(batch_size, N * num)                        # the batch is filled in place, then run
+    buf = torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=device)
+    owner = torch.empty(size, dtype=torch.long, device=device)  # whose noisy copy each row is
 
-    def run_batch():
+    def run_batch(k):
         nonlocal counts, bad, num_classes
-        batch, owner = torch.cat(pieces), torch.cat(owners)
-        pieces.clear(); owners.clear()
+        batch = buf if k == size else buf[:k]
         logits = forward_logits(model, batch, num_classes)
         if counts is None:
             num_classes = logits.shape[1]
             counts = torch.zeros(N * num_classes, dtype=torch.long, device=device)
         bad |= ~torch.isfinite(logits).all()
         # one bincount over (input, class) pairs counts the whole batch
-        counts += torch.bincount(owner * num_classes + logits.argmax(dim=1), minlength=N * num_classes)
-        if progress is not None: progress.update(len(batch))
+        counts += torch.bincount(owner[:k] * num_classes + logits.argmax(dim=1), minlength=N * num_classes)
+        if progress is not None: progress.update(k)
 
+    filled = 0
     for i, index in enumerate(indices):
         for block, start in enumerate(range(0, num, NOISE_BLOCK)):
             eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block, device, x.dtype)
-            noisy = x[i] + sigma * eps                       # $x + \varepsilon$, $\varepsilon \sim N(0, \sigma^2 I)$
-            while len(noisy):
-                take = min(batch_size - filled, len(noisy))
-                pieces.append(noisy[:take]); owners.append(torch.full((take,), i, device=device))
-                noisy, filled = noisy[take:], filled + take
-                if filled == batch_size: run_batch(); filled = 0
-    if filled: run_batch()
+            eps.mul_(sigma)                                    # $\varepsilon \sim N(0, \sigma^2 I)$
+            done = 0
+            while done < len(eps):
+                take = min(size - filled, len(eps) - done)
+                torch.add(x[i], eps[done:done + take], out=buf[filled:filled + take])  # $x + \varepsilon$
+                owner[filled:filled + take] = i
+                filled, done = filled + take, done + take
+                if filled == size: run_batch(filled); filled = 0
+    if filled: run_batch(filled)
     if bool(bad): raise ValueError("the base classifier returned NaN or infinite logits: its class is undefined")
     return counts.view(N, num_classes)
 
-# %% ../nbs/03_core.ipynb #12c4e86a
+# %% ../nbs/03_core.ipynb #9ec3cda4
 @dataclass
 class Certificate:
     "CERTIFY's answers for N inputs; `cert[i]` is input i's."
@@ -149,7 +153,7 @@ class Certificate:
     def __len__(self): return len(self.prediction)
     def __getitem__(self, i): return Certificate(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
 
-# %% ../nbs/03_core.ipynb #f8b54a71
+# %% ../nbs/03_core.ipynb #ba2e45d5
 def certify(
     model,             # base classifier f: [B, *shape] -> logits [B, C], on any device
     x,                 # inputs in pixel space, [N, *shape]; one input: x[None]
@@ -180,7 +184,7 @@ def certify(
                        radius=np.where(ok, np.atleast_1d(certified_radius(np.where(ok, p_a, 0.5), sigma)), 0.0),
                        p_a_lower=p_a, n_a=n_a, counts0=counts0.cpu().numpy(), counts=counts.cpu().numpy())
 
-# %% ../nbs/03_core.ipynb #cd37724d
+# %% ../nbs/03_core.ipynb #cb3c1b47
 @dataclass
 class Prediction:
     "PREDICT's answers for N inputs; `pred[i]` is input i's."
@@ -191,7 +195,7 @@ class Prediction:
     def __len__(self): return len(self.prediction)
     def __getitem__(self, i): return Prediction(**{f.name: getattr(self, f.name)[i] for f in fields(self)})
 
-# %% ../nbs/03_core.ipynb #a8d267d3
+# %% ../nbs/03_core.ipynb #be540ff7
 def predict(
     model,             # base classifier f: [B, *shape] -> logits [B, C], on any device
     x,                 # inputs in pixel space, [N, *shape]; one input: x[None]
@@ -218,7 +222,7 @@ def predict(
     return Prediction(prediction=np.where(p <= alpha, top.indices[:, 0].cpu().numpy(), ABSTAIN),
                       p_value=p, counts=counts.cpu().numpy())
 
-# %% ../nbs/03_core.ipynb #2f7b01e6
+# %% ../nbs/03_core.ipynb #caf7a0af
 class Smooth:
     "The smoothed classifier g of a base classifier, with the paper's PREDICT and CERTIFY for one input."
     ABSTAIN = ABSTAIN

@@ -10,7 +10,7 @@ __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'project_dir', 'resolve', 'git_
            'get_model', 'selected_indices', 'results_path', 'world', 'shard_logs', 'merge_logs', 'run_certify',
            'run_predict', 'certified_accuracy']
 
-# %% ../nbs/07_experiments.ipynb #89946a06
+# %% ../nbs/07_experiments.ipynb #53ab08bd
 import datetime
 import hashlib
 import json
@@ -30,11 +30,12 @@ from tqdm import tqdm  # text bars: no widget dependency in notebooks
 import randsmooth
 from .core import ABSTAIN, certify, check_int, predict
 from .data import dataset_info, get_dataset
+from .fast import PRECISIONS, accelerate
 from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, load_checkpoint, train
 
-# %% ../nbs/07_experiments.ipynb #f63634ca
+# %% ../nbs/07_experiments.ipynb #5b331043
 def project_dir():
     "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
@@ -48,7 +49,7 @@ def resolve(path, default):
     path = Path(default if path is None else path).expanduser()
     return path if path.is_absolute() else project_dir() / path
 
-# %% ../nbs/07_experiments.ipynb #fb34da4f
+# %% ../nbs/07_experiments.ipynb #c767e1dd
 def git_commit():
     "The project's git commit, with '+dirty' if its tracked files have changed; 'unknown' outside git."
     try:
@@ -86,7 +87,7 @@ def write_json(obj, path):
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
-# %% ../nbs/07_experiments.ipynb #f911db7d
+# %% ../nbs/07_experiments.ipynb #5c24f13c
 def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     "Where `train` keeps the checkpoint of a recipe."
     h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -110,7 +111,7 @@ def run_train(
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
-# %% ../nbs/07_experiments.ipynb #c7d377cd
+# %% ../nbs/07_experiments.ipynb #ea00914f
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 
@@ -140,7 +141,7 @@ def _open_log(path, columns):
     if f.tell() == 0: f.write("\t".join(columns) + "\n")
     return f
 
-# %% ../nbs/07_experiments.ipynb #841e8d18
+# %% ../nbs/07_experiments.ipynb #b527078a
 @dataclass
 class RunParams:
     "The parameters of a certify or predict run."
@@ -164,6 +165,10 @@ class RunParams:
     results_dir: str = None        # default: <project>/results
     checkpoint_dir: str = None     # default: <project>/checkpoints
     progress: bool = True
+    precision: str = "float32"     # 'float32', 'bf16' or 'fp16': the base classifier's arithmetic (see randsmooth.fast)
+    channels_last: bool = False    # NHWC memory: speed only
+    compile: bool = False          # torch.compile the base classifier: speed only
+    cuda_graphs: bool = False      # CUDA graphs (CUDA only): speed only
 
     def __post_init__(self):
         dataset_info(self.dataset)
@@ -173,14 +178,16 @@ class RunParams:
         check_alpha(self.alpha)
         for k in ("n0", "n", "batch", "skip"): check_int(k, getattr(self, k))
         if self.split not in ("train", "test"): raise ValueError(f"split must be 'train' or 'test'; got {self.split!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}")
 
     def identity(self):
         "The fields that change results (not where they go, nor how fast they come)."
         skip = {"device", "batch", "train_if_missing", "allow_mismatch", "data_root", "results_dir", "checkpoint_dir",
-                "progress"}
+                "progress", "channels_last", "compile", "cuda_graphs"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
-# %% ../nbs/07_experiments.ipynb #65172a69
+# %% ../nbs/07_experiments.ipynb #23841836
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
@@ -210,10 +217,11 @@ def selected_indices(n_items, skip, max_index):
 def results_path(p: RunParams, kind, checkpoint):
     "results/<kind>/<checkpoint name>/<parameters>.tsv"
     name = (f"sigma{p.sigma:g}-" + (f"n0_{p.n0}-" if kind == "certify" else "") +
-            f"n{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}.tsv")
+            f"n{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}" +
+            ("" if p.precision == "float32" else f"-{p.precision}") + ".tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
-# %% ../nbs/07_experiments.ipynb #d80617d4
+# %% ../nbs/07_experiments.ipynb #d1719ed2
 def world():
     "(rank, world size) from torchrun's environment; (0, 1) in a single process."
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -236,14 +244,14 @@ def merge_logs(path):
     for f in shard_logs(path): f.unlink()
     return path
 
-# %% ../nbs/07_experiments.ipynb #5f6403a7
+# %% ../nbs/07_experiments.ipynb #e7caf300
 def _barrier():
     "Wait for every process of a torchrun job (gloo: works on CPUs and GPUs alike)."
     import torch.distributed as dist
     if not dist.is_initialized(): dist.init_process_group("gloo")
     dist.barrier()
 
-# %% ../nbs/07_experiments.ipynb #832a53de
+# %% ../nbs/07_experiments.ipynb #59ae6087
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
     rank, size = world()
@@ -251,11 +259,13 @@ def _run(kind, p: RunParams):
         p.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"                # one GPU per process
     if size > 1 and rank > 0: _barrier()          # the others wait while process 0 loads (or trains) the model
     model, ckpt = get_model(p)
+    model = accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs, p.batch)
     if size > 1 and rank == 0: _barrier()
     path = results_path(p, kind, ckpt)
     meta_path = path.with_suffix(".json")
     if meta_path.exists():
         old = json.loads(meta_path.read_text()).get("params", {})
+        old = {"precision": "float32", **old} if old else old          # runs from before there was a choice
         if old and old != p.identity():
             raise ValueError(f"{path} exists from a run with other parameters; remove it to start again")
     data = get_dataset(p.dataset, p.split, p.data_root)
@@ -263,6 +273,7 @@ def _run(kind, p: RunParams):
     todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done][rank::size]
     out = path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")
     meta = {"kind": kind, "params": p.identity(), "checkpoint": str(ckpt), **provenance(p.device),
+            "speed": {k: getattr(p, k) for k in ("batch", "channels_last", "compile", "cuda_graphs")},
             "started": datetime.datetime.now().isoformat(timespec="seconds"), "status": "running"}
     if rank == 0: write_json(meta, meta_path)
     draws = p.n0 + p.n if kind == "certify" else p.n
@@ -305,7 +316,7 @@ def run_predict(**params):
     "PREDICT every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("predict", RunParams(**params))
 
-# %% ../nbs/07_experiments.ipynb #6be02248
+# %% ../nbs/07_experiments.ipynb #01207727
 def certified_accuracy(
     log,      # a certify log: path or DataFrame
     radii,    # radii r at which to evaluate
