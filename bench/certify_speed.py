@@ -117,7 +117,8 @@ def main(argv=None):
         weights = Path(ckpt).name
     if info.embedded or a.data_root:
         data = get_dataset(a.dataset, "test", a.data_root)
-        xs = torch.stack([data[i][0] for i in range(a.inputs)]).to(device)
+        picks = [i * len(data) // a.inputs for i in range(a.inputs)]           # spread over the split (and its classes)
+        xs = torch.stack([data[i][0] for i in picks]).to(device)
         pxs = torch.stack([data[i % len(data)][0] for i in range(a.predict_inputs)]).to(device)
     else:
         xs = torch.rand((a.inputs, *info.shape), device=device)
