@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/fast.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'FastModel', 'accelerate']
 
-# %% ../nbs/03b_fast.ipynb #117f7202
+# %% ../nbs/03b_fast.ipynb #8aaa865f
 import copy
 
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 
 from .core import model_device
 
-# %% ../nbs/03b_fast.ipynb #a3882946
+# %% ../nbs/03b_fast.ipynb #09f74959
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class FastModel(nn.Module):
@@ -37,9 +37,10 @@ class FastModel(nn.Module):
         self.model, self.precision, self.channels_last = model, precision, channels_last
         self.compile, self.cuda_graphs = compile, cuda_graphs
         self.batch_size = batch_size
-        self._fn = model
+        fn = model
         if compile:  # with CUDA graphs, Inductor records the graphs itself ('reduce-overhead')
-            self._fn = torch.compile(model, dynamic=False, mode="reduce-overhead" if cuda_graphs else None)
+            fn = torch.compile(model, dynamic=False, mode="reduce-overhead" if cuda_graphs else None)
+        object.__setattr__(self, "_fn", fn)                        # not a second submodule: one copy in state_dict
         self._graph = None
 
     def _forward(self, batch):
