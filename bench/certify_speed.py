@@ -11,9 +11,6 @@ are compared with it. Compilation and CUDA-graph recording happen in a warm-up t
 """
 import argparse
 import datetime
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,7 +23,7 @@ from reference import PaperSmooth  # noqa: E402
 
 from randsmooth.core import ESTIMATE, NOISE_BLOCK, PREDICT, SELECT, block_noise, certify, predict  # noqa: E402
 from randsmooth.data import dataset_info, get_dataset  # noqa: E402
-from randsmooth.experiments import git_commit  # noqa: E402
+from randsmooth.experiments import device_name, git_commit, write_json  # noqa: E402
 from randsmooth.fast import accelerate  # noqa: E402
 from randsmooth.models import DEFAULT_ARCH, build_model  # noqa: E402
 
@@ -59,15 +56,6 @@ def seeded_noise(shape, seed, index, device, n0, n):
                          for b in range(first, last + 1)])             # the blocks exactly as certify draws them
         return eps[start - first * NOISE_BLOCK:][:k]
     return noise
-
-
-def device_name(device):
-    if device.type == "cuda": return torch.cuda.get_device_name(device)
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or "CPU"
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def profile(model, x, a, device):
@@ -194,8 +182,7 @@ def main(argv=None):
         print("\nwhere the time goes (first variant, one input):")
         for p in result["profile"]: print(f"  {p['share']:6.1%}  {p['ms']:9.1f} ms  {p['op']}")
     out = Path(a.out or Path(__file__).parent / "results" / f"{device.type}-{a.dataset}-{arch}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp"); tmp.write_text(json.dumps(result, indent=1) + "\n"); os.replace(tmp, out)
+    write_json(result, out)
     print(f"\nwrote {out}")
     return result
 

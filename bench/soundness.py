@@ -9,19 +9,17 @@ tests (tests/test_soundness.py).
 """
 import argparse
 import datetime
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import beta, binom, norm
+from scipy.stats import binom, norm
 
 from randsmooth import ABSTAIN, certify, predict
-from randsmooth.experiments import git_commit
-from randsmooth.stats import certify_failure_rate, predict_failure_rate
+from randsmooth.experiments import git_commit, write_json
+from randsmooth.stats import certify_failure_rate, lower_confidence_bound, predict_failure_rate
 from randsmooth.theory import ProjectionClassifier, linear_classifier
 
 CERTIFY_CASES = [(0.8, 0.05), (0.95, 0.05), (0.6, 0.1), (0.99, 0.01), (0.9, 0.001)]       # (p_A, alpha), n = 1000
@@ -30,10 +28,9 @@ PREDICT_CASES = [((0.4005, 0.3995, 0.2), 0.1, 200), ((0.4005, 0.3995, 0.2), 0.05
 
 
 def interval(k, N, level=0.999):
-    "Two-sided Clopper-Pearson interval for a rate, k failures in N runs."
-    lo = beta.ppf((1 - level) / 2, k, N - k + 1) if k > 0 else 0.0
-    hi = beta.ppf(1 - (1 - level) / 2, k + 1, N - k) if k < N else 1.0
-    return float(lo), float(hi)
+    "Two-sided Clopper-Pearson interval for a rate, k failures in N runs: two one-sided bounds at (1 - level) / 2."
+    a = (1 - level) / 2
+    return float(lower_confidence_bound(k, N, a)), float(1 - lower_confidence_bound(N - k, N, a))
 
 
 def main(argv=None):
@@ -81,8 +78,8 @@ def main(argv=None):
     result = {"benchmark": "soundness", "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "command": "python bench/soundness.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "torch": torch.__version__, "commit": git_commit(), "seconds": round(time.time() - t0, 1), "cases": rows}
-    out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp"); tmp.write_text(json.dumps(result, indent=1) + "\n"); os.replace(tmp, out)
+    out = Path(a.out)
+    write_json(result, out)
     print(f"wrote {out} ({result['seconds']} s)")
     return result
 

@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/fast.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'FastModel', 'accelerate']
 
-# %% ../nbs/03b_fast.ipynb #fd587d71
+# %% ../nbs/03b_fast.ipynb #774eed29
 import copy
 
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 
 from .core import model_device
 
-# %% ../nbs/03b_fast.ipynb #7459bf55
+# %% ../nbs/03b_fast.ipynb #a5b3727a
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class FastModel(nn.Module):
