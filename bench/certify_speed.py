@@ -8,6 +8,8 @@ For each input, the paper's loop (bench/reference.py) and then every variant of 
 (A B1 B2 .. A B1 B2 ..); medians over inputs and their ratios are printed and written to bench/results/<name>.json.
 Then the gates: the reference loop is fed randsmooth's own seeded noise, and each variant's classes, radii and counts
 are compared with it. Compilation and CUDA-graph recording happen in a warm-up that is timed apart.
+Last, the floor: the model's FLOPs at this device's large-matmul rate plus the time to draw the noise, the least time
+per input that any implementation could reach here, and so the largest speedup over the reference there can be.
 """
 import argparse
 import datetime
@@ -21,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from reference import PaperSmooth  # noqa: E402
 
-from randsmooth.core import ESTIMATE, NOISE_BLOCK, PREDICT, SELECT, block_noise, certify, predict  # noqa: E402
+from randsmooth.core import ESTIMATE, NOISE_BLOCK, SELECT, block_noise, certify, predict  # noqa: E402
 from randsmooth.data import dataset_info, get_dataset  # noqa: E402
 from randsmooth.experiments import device_name, git_commit, write_json  # noqa: E402
 from randsmooth.fast import accelerate  # noqa: E402
@@ -71,6 +73,38 @@ def profile(model, x, a, device):
             for e in ev[:12]]
 
 
+def matmul_rate(dtype, device, size=4096, repeats=5):
+    """FLOP/s of this device's best case: a large square matrix product, fastest of a few. On a GPU, float32 runs as
+    its convolutions do: in TF32 where cuDNN is allowed to (PyTorch's default, torch.backends.cudnn.allow_tf32)."""
+    a = torch.randn(size, size, dtype=dtype, device=device); b = torch.randn(size, size, dtype=dtype, device=device)
+    tf32, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        a @ b
+        return 2 * size ** 3 / min(timed(lambda: a @ b, device)[0] for _ in range(repeats))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def floor(model, x, a, device):
+    """The least time any implementation could take per input here: the model's convolution and matrix-product
+    FLOPs at the large-matmul rate ("model"), plus drawing n0 + n standard normals at torch's fastest ("noise":
+    one generator, one preallocated buffer), which the reference loop pays too."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc, torch.inference_mode(): model(x.expand(8, *x.shape[1:]))
+    flops = fc.get_total_flops() / 8
+    rates = {p: matmul_rate(dt, device, a.matmul_size) for p, dt in (("float32", torch.float32), ("bf16", torch.bfloat16))}
+    buf, g, draws = torch.empty((1000, *x.shape[1:]), device=device), torch.Generator(device=device), a.n0 + a.n
+    def draw():
+        for s in range(0, draws, len(buf)): buf[:draws - s].normal_(generator=g)
+    draw()
+    noise = min(timed(draw, device)[0] for _ in range(3))
+    return {"flops_per_sample": flops, "matmul_gflops": {p: r / 1e9 for p, r in rates.items()},
+            "tf32": device.type == "cuda" and torch.backends.cudnn.allow_tf32,
+            "noise_seconds_per_input": noise,
+            "model_seconds_per_input": {p: flops * draws / r for p, r in rates.items()},
+            "seconds_per_input": {p: flops * draws / r + noise for p, r in rates.items()}}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mnist"); ap.add_argument("--arch", default=None)
@@ -89,6 +123,7 @@ def main(argv=None):
     ap.add_argument("--predict-inputs", type=int, default=200, help="inputs for the batched PREDICT (n = 100) timing")
     ap.add_argument("--no-gate", action="store_true", help="skip the same-noise comparison")
     ap.add_argument("--profile", action="store_true", help="profile one call of the first variant")
+    ap.add_argument("--matmul-size", type=int, default=4096, help="side of the matrices that measure the floor's rate")
     ap.add_argument("--out", default=None, help="results JSON (default bench/results/<device>-<dataset>-<arch>.json)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
@@ -177,6 +212,14 @@ def main(argv=None):
               "commit": git_commit(), "dataset": a.dataset, "arch": arch, "weights": weights, "sigma": a.sigma,
               "n0": a.n0, "n": a.n, "alpha": a.alpha, "batch": a.batch, "fast_batch": fb, "inputs": a.inputs,
               "certify": rows, "predict": pred}
+    result["floor"] = fl = floor(model, xs[:1], a, device)
+    print(f"\nthe floor: {fl['flops_per_sample'] / 1e6:.2f} MFLOP per draw; large matmul "
+          + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in fl["matmul_gflops"].items())
+          + f"; drawing the noise {fl['noise_seconds_per_input']:.3f} s per input")
+    for p, t in fl["seconds_per_input"].items():
+        m = fl["model_seconds_per_input"][p]
+        print(f"  {p}: no implementation below {t:.3f} s per input ({med_ref / t:.2f}x the reference), "
+              f"nor below {m:.3f} s even if noise were free ({med_ref / m:.2f}x)")
     if a.profile:
         result["profile"] = profile(fast[a.variants[0]], xs[0], a, device)
         print("\nwhere the time goes (first variant, one input):")

@@ -10,7 +10,7 @@ __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'project_dir', 'resolve', 'git_
            'get_model', 'selected_indices', 'results_path', 'world', 'shard_logs', 'merge_logs', 'run_certify',
            'run_predict', 'certified_accuracy']
 
-# %% ../nbs/07_experiments.ipynb #53ab08bd
+# %% ../nbs/07_experiments.ipynb #0ddf36e0
 import datetime
 import hashlib
 import json
@@ -35,7 +35,7 @@ from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, load_checkpoint, train
 
-# %% ../nbs/07_experiments.ipynb #5b331043
+# %% ../nbs/07_experiments.ipynb #59fc42cb
 def project_dir():
     "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
@@ -49,7 +49,7 @@ def resolve(path, default):
     path = Path(default if path is None else path).expanduser()
     return path if path.is_absolute() else project_dir() / path
 
-# %% ../nbs/07_experiments.ipynb #c767e1dd
+# %% ../nbs/07_experiments.ipynb #86d5e2ca
 def git_commit():
     "The project's git commit, with '+dirty' if its tracked files have changed; 'unknown' outside git."
     try:
@@ -87,7 +87,7 @@ def write_json(obj, path):
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
 
-# %% ../nbs/07_experiments.ipynb #5c24f13c
+# %% ../nbs/07_experiments.ipynb #2f491e4e
 def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     "Where `train` keeps the checkpoint of a recipe."
     h = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:8]
@@ -111,7 +111,7 @@ def run_train(
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
-# %% ../nbs/07_experiments.ipynb #ea00914f
+# %% ../nbs/07_experiments.ipynb #8c350282
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 
@@ -141,7 +141,7 @@ def _open_log(path, columns):
     if f.tell() == 0: f.write("\t".join(columns) + "\n")
     return f
 
-# %% ../nbs/07_experiments.ipynb #b527078a
+# %% ../nbs/07_experiments.ipynb #c6cb1e2a
 @dataclass
 class RunParams:
     "The parameters of a certify or predict run."
@@ -187,7 +187,7 @@ class RunParams:
                 "progress", "channels_last", "compile", "cuda_graphs"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
-# %% ../nbs/07_experiments.ipynb #23841836
+# %% ../nbs/07_experiments.ipynb #f71bdbe3
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
@@ -221,7 +221,7 @@ def results_path(p: RunParams, kind, checkpoint):
             ("" if p.precision == "float32" else f"-{p.precision}") + ".tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
-# %% ../nbs/07_experiments.ipynb #d1719ed2
+# %% ../nbs/07_experiments.ipynb #c4892a16
 def world():
     "(rank, world size) from torchrun's environment; (0, 1) in a single process."
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -244,62 +244,69 @@ def merge_logs(path):
     for f in shard_logs(path): f.unlink()
     return path
 
-# %% ../nbs/07_experiments.ipynb #e7caf300
+# %% ../nbs/07_experiments.ipynb #79d22691
 def _barrier():
     "Wait for every process of a torchrun job (gloo: works on CPUs and GPUs alike)."
     import torch.distributed as dist
     if not dist.is_initialized(): dist.init_process_group("gloo")
     dist.barrier()
 
-# %% ../nbs/07_experiments.ipynb #59ae6087
-def _run(kind, p: RunParams):
-    "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
-    rank, size = world()
+# %% ../nbs/07_experiments.ipynb #9ebbbbbe
+def _model_for(p: RunParams, rank, size):
+    "The run's base classifier, accelerated as asked, and its checkpoint; process 0 loads (or trains) it first."
     if size > 1 and p.device.startswith("cuda") and ":" not in p.device:
         p.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"                # one GPU per process
     if size > 1 and rank > 0: _barrier()          # the others wait while process 0 loads (or trains) the model
     model, ckpt = get_model(p)
-    model = accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs, p.batch)
     if size > 1 and rank == 0: _barrier()
+    return accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs, p.batch), ckpt
+
+def _check_same_run(meta_path, p: RunParams):
+    "Refuse to append to a log that a run with other parameters wrote."
+    if not meta_path.exists(): return
+    old = json.loads(meta_path.read_text()).get("params", {})
+    old = {"precision": "float32", **old} if old else old              # runs from before there was a choice
+    if old and old != p.identity():
+        raise ValueError(f"{meta_path.with_suffix('.tsv')} exists from a run with other parameters; remove it to start again")
+
+def _log_lines(kind, r, idx, y, each, p: RunParams):
+    "The log's lines for one call's inputs `idx` (labels `y`, `each` seconds per input)."
+    for j, i in enumerate(idx):
+        c = int(r.prediction[j])
+        if kind == "certify":
+            row = [i, y[j], c, f"{r.radius[j]:.6f}", int(c == y[j]), each, f"{r.p_a_lower[j]:.9f}",
+                   int(r.n_a[j]), p.n0, p.n, p.alpha, p.sigma]
+        else:
+            top = np.sort(r.counts[j])[::-1]
+            row = [i, y[j], c, int(c == y[j]), each, f"{r.p_value[j]:.6g}", int(top[0]),
+                   int(top[1]) if len(top) > 1 else 0, p.n, p.alpha, p.sigma]
+        yield "\t".join(map(str, row)) + "\n"
+
+def _run(kind, p: RunParams):
+    "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
+    rank, size = world()
+    model, ckpt = _model_for(p, rank, size)
     path = results_path(p, kind, ckpt)
     meta_path = path.with_suffix(".json")
-    if meta_path.exists():
-        old = json.loads(meta_path.read_text()).get("params", {})
-        old = {"precision": "float32", **old} if old else old          # runs from before there was a choice
-        if old and old != p.identity():
-            raise ValueError(f"{path} exists from a run with other parameters; remove it to start again")
+    _check_same_run(meta_path, p)
     data = get_dataset(p.dataset, p.split, p.data_root)
     done = set().union(done_indices(path), *map(done_indices, shard_logs(path)))
     todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done][rank::size]
-    out = path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")
     meta = {"kind": kind, "params": p.identity(), "checkpoint": str(ckpt), **provenance(p.device),
             "speed": {k: getattr(p, k) for k in ("batch", "channels_last", "compile", "cuda_graphs")},
             "started": datetime.datetime.now().isoformat(timespec="seconds"), "status": "running"}
     if rank == 0: write_json(meta, meta_path)
-    draws = p.n0 + p.n if kind == "certify" else p.n
-    chunk = max(1, (8 * p.batch) // draws)                     # inputs per call: about 8 batches' worth
-    t_start = time.time()
+    smooth = (lambda x, idx: certify(model, x, p.sigma, p.n0, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)) \
+        if kind == "certify" else (lambda x, idx: predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed, indices=idx))
+    chunk = max(1, (8 * p.batch) // (p.n0 + p.n if kind == "certify" else p.n))   # inputs per call: ~8 batches
+    t_start, out = time.time(), path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")
     with _open_log(out, CERTIFY_COLUMNS if kind == "certify" else PREDICT_COLUMNS) as log, \
          tqdm(total=len(todo), disable=not p.progress, unit="input", desc=f"{kind} sigma={p.sigma:g}") as bar:
         for s in range(0, len(todo), chunk):
             idx = todo[s:s + chunk]
-            x = torch.stack([data[i][0] for i in idx]); y = [int(data[i][1]) for i in idx]
-            t0 = time.time()
-            if kind == "certify":
-                r = certify(model, x, p.sigma, p.n0, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)
-            else:
-                r = predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)
+            t0, r = time.time(), smooth(torch.stack([data[i][0] for i in idx]), idx)
             each = str(datetime.timedelta(seconds=(time.time() - t0) / len(idx)))
-            for j, i in enumerate(idx):
-                c = int(r.prediction[j])
-                if kind == "certify":
-                    row = [i, y[j], c, f"{r.radius[j]:.6f}", int(c == y[j]), each, f"{r.p_a_lower[j]:.9f}",
-                           int(r.n_a[j]), p.n0, p.n, p.alpha, p.sigma]
-                else:
-                    top = np.sort(r.counts[j])[::-1]
-                    row = [i, y[j], c, int(c == y[j]), each, f"{r.p_value[j]:.6g}", int(top[0]),
-                           int(top[1]) if len(top) > 1 else 0, p.n, p.alpha, p.sigma]
-                log.write("\t".join(map(str, row)) + "\n")
+            log.writelines(_log_lines(kind, r, idx, [int(data[i][1]) for i in idx], each, p))
             bar.update(len(idx))
     if size > 1: _barrier()
     if rank == 0:
@@ -316,7 +323,7 @@ def run_predict(**params):
     "PREDICT every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("predict", RunParams(**params))
 
-# %% ../nbs/07_experiments.ipynb #01207727
+# %% ../nbs/07_experiments.ipynb #e2b127ca
 def certified_accuracy(
     log,      # a certify log: path or DataFrame
     radii,    # radii r at which to evaluate

@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/reproduce.html.md"""
 # %% auto #0
 __all__ = ['read_grid', 'precision', 'run_params', 'log_path', 'select', 'split_size', 'is_complete', 'reproduce']
 
-# %% ../nbs/10_reproduce.ipynb #9c292427
+# %% ../nbs/10_reproduce.ipynb #c05382e1
 import functools
 import json
 from pathlib import Path
@@ -17,7 +17,7 @@ import pandas as pd
 from .experiments import RunParams, default_checkpoint, done_indices, project_dir, results_path, selected_indices
 from .data import get_dataset
 
-# %% ../nbs/10_reproduce.ipynb #2fd15117
+# %% ../nbs/10_reproduce.ipynb #8d779927
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
     path = Path(path) if path else project_dir() / "grid.tsv"
@@ -52,7 +52,7 @@ def select(grid, **where):
         if v is not None: keep &= grid[k] == v
     return grid[keep]
 
-# %% ../nbs/10_reproduce.ipynb #cd8ecdc8
+# %% ../nbs/10_reproduce.ipynb #3db0bf45
 @functools.lru_cache(maxsize=None)
 def split_size(dataset, split, data_root=None):
     "The number of inputs in a split, loaded once per process however many grid rows ask."
@@ -67,7 +67,21 @@ def is_complete(row, results_dir=None, checkpoint_dir=None, data_root=None):
     n_items = split_size(row["dataset"], row["split"], data_root)
     return set(selected_indices(n_items, int(row["skip"]), int(row["max"]))) <= done_indices(path)
 
-# %% ../nbs/10_reproduce.ipynb #27a2a4c5
+# %% ../nbs/10_reproduce.ipynb #bb61971e
+def _run_tag(row):
+    "A grid row's name for its executed notebooks."
+    return (f"{row['kind']}-{row['dataset']}-{row['arch']}-noise{row['noise']:g}-sigma{row['sigma']:g}-n{row['n']}"
+            + ("" if precision(row) == "float32" else f"-{precision(row)}"))
+
+def _notebook_params(row):
+    "The papermill parameters of a grid row's certify / predict notebook."
+    params = dict(dataset=row["dataset"], arch=row["arch"], noise=float(row["noise"]), sigma=float(row["sigma"]),
+                  n=int(row["n"]), alpha=float(row["alpha"]), skip=int(row["skip"]), max=int(row["max"]),
+                  split=row["split"], precision=precision(row))
+    if row["kind"] == "certify": params["n0"] = int(row["n0"])
+    return params
+
+#| export
 def reproduce(
     dataset=None,         # only this data set's rows (None: all of ours)
     device="cpu",
@@ -85,26 +99,19 @@ def reproduce(
         raise FileNotFoundError(f"reproduce runs the experiment notebooks in {nbs}: run it from a randsmooth checkout")
     out = Path(out_dir) if out_dir else project_dir() / "out" / "reproduce"
     out.mkdir(parents=True, exist_ok=True)
-    where = dict(device=device, data_root=data_root, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
+    where = dict(device=device, data_root=data_root, checkpoint_dir=checkpoint_dir)
+    def run(notebook, name, **params):
+        if not dry_run: pm.execute_notebook(nbs / notebook, out / name, kernel_name="python3", progress_bar=False,
+                                            parameters={**params, **where})
     actions = []
     for _, row in select(grid, source="ours", dataset=dataset).iterrows():
-        p = run_params(row, checkpoint_dir=checkpoint_dir)
+        path = log_path(row, results_dir, checkpoint_dir)
         if is_complete(row, results_dir, checkpoint_dir, data_root):
-            actions.append(("done", row["kind"], log_path(row, results_dir, checkpoint_dir))); continue
-        tag = (f"{row['kind']}-{row['dataset']}-{row['arch']}-noise{row['noise']:g}-sigma{row['sigma']:g}-n{row['n']}"
-               + ("" if precision(row) == "float32" else f"-{precision(row)}"))
-        if not default_checkpoint(p).exists():
-            actions.append(("train", tag, default_checkpoint(p)))
-            if not dry_run:
-                pm.execute_notebook(nbs / "train.ipynb", out / f"train-{tag}.ipynb", kernel_name="python3", progress_bar=False,
-                                    parameters=dict(dataset=row["dataset"], arch=row["arch"], sigma=float(row["noise"]),
-                                                    device=device, data_root=data_root, checkpoint_dir=checkpoint_dir))
-        actions.append((row["kind"], tag, log_path(row, results_dir, checkpoint_dir)))
-        if not dry_run:
-            params = dict(dataset=row["dataset"], arch=row["arch"], noise=float(row["noise"]), sigma=float(row["sigma"]),
-                          n=int(row["n"]), alpha=float(row["alpha"]), skip=int(row["skip"]), max=int(row["max"]),
-                          split=row["split"], precision=precision(row), **where)
-            if row["kind"] == "certify": params["n0"] = int(row["n0"])
-            pm.execute_notebook(nbs / f"{row['kind']}.ipynb", out / f"{tag}.ipynb", kernel_name="python3",
-                                progress_bar=False, parameters=params)
+            actions.append(("done", row["kind"], path)); continue
+        ckpt, tag = default_checkpoint(run_params(row, checkpoint_dir=checkpoint_dir)), _run_tag(row)
+        if not ckpt.exists():
+            actions.append(("train", tag, ckpt))
+            run("train.ipynb", f"train-{tag}.ipynb", dataset=row["dataset"], arch=row["arch"], sigma=float(row["noise"]))
+        actions.append((row["kind"], tag, path))
+        run(f"{row['kind']}.ipynb", f"{tag}.ipynb", results_dir=results_dir, **_notebook_params(row))
     return actions

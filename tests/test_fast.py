@@ -86,7 +86,7 @@ def test_benchmark_runs_and_its_gate_holds(tmp_path):
     out = tmp_path / "bench.json"
     res = subprocess.run([sys.executable, str(ROOT / "bench/certify_speed.py"), "--dataset", "digits", "--random-weights",
                           "--n", "600", "--inputs", "2", "--batch", "250", "--predict-inputs", "8",
-                          "--variants", "float32", "float32+channels_last", "--out", str(out)],
+                          "--variants", "float32", "float32+channels_last", "--matmul-size", "256", "--out", str(out)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "MPLBACKEND": "Agg"})
     assert res.returncode == 0, res.stderr[-4000:]
     r = json.loads(out.read_text())
@@ -94,6 +94,14 @@ def test_benchmark_runs_and_its_gate_holds(tmp_path):
     for v in r["certify"]:
         assert v["same_counts"] and v["same_classes"] and v["max_radius_difference"] < 1e-12 and v["speedup"] > 0
     assert "CERTIFY, median seconds per input" in res.stdout and "PREDICT n = 100" in res.stdout
+    # the floor counts the small CNN's multiply-adds on an 8x8 digit: conv 5x5 -> 16 x 4x4, conv 3x3 -> 32 x 2x2,
+    # conv 3x3 -> 64 x 1x1, linear 64 -> 128, linear 128 -> 10; two FLOPs each
+    macs = 16 * 16 * 25 + 32 * 4 * 16 * 9 + 64 * 32 * 9 + 64 * 128 + 128 * 10
+    fl = r["floor"]
+    assert fl["flops_per_sample"] == 2 * macs
+    for p in ("float32", "bf16"):
+        assert fl["seconds_per_input"][p] == pytest.approx(fl["model_seconds_per_input"][p] + fl["noise_seconds_per_input"])
+        assert fl["model_seconds_per_input"][p] == pytest.approx(2 * macs * (100 + 600) / (fl["matmul_gflops"][p] * 1e9))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
