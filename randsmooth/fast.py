@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/fast.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'FastModel', 'accelerate']
 
-# %% ../nbs/03b_fast.ipynb #774eed29
+# %% ../nbs/03b_fast.ipynb #5a7e2943
 import copy
 
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 
 from .core import model_device
 
-# %% ../nbs/03b_fast.ipynb #a5b3727a
+# %% ../nbs/03b_fast.ipynb #17c93531
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class FastModel(nn.Module):
@@ -46,7 +46,8 @@ class FastModel(nn.Module):
     def _forward(self, batch):
         if self.channels_last and batch.ndim == 4: batch = batch.contiguous(memory_format=torch.channels_last)
         dtype = PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None,
+                            cache_enabled=not self.cuda_graphs):      # CUDA graphs must not reuse cached casts
             return self._fn(batch).float()
 
     def _replay(self, batch):
