@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/reproduce.html.md"""
 # %% auto #0
 __all__ = ['read_grid', 'precision', 'run_params', 'log_path', 'select', 'split_size', 'is_complete', 'reproduce']
 
-# %% ../nbs/10_reproduce.ipynb #c05382e1
+# %% ../nbs/10_reproduce.ipynb #9bdd5f4d
 import functools
 import json
 from pathlib import Path
@@ -17,7 +17,7 @@ import pandas as pd
 from .experiments import RunParams, default_checkpoint, done_indices, project_dir, results_path, selected_indices
 from .data import get_dataset
 
-# %% ../nbs/10_reproduce.ipynb #8d779927
+# %% ../nbs/10_reproduce.ipynb #cc0a44db
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
     path = Path(path) if path else project_dir() / "grid.tsv"
@@ -52,7 +52,7 @@ def select(grid, **where):
         if v is not None: keep &= grid[k] == v
     return grid[keep]
 
-# %% ../nbs/10_reproduce.ipynb #3db0bf45
+# %% ../nbs/10_reproduce.ipynb #e1fd907a
 @functools.lru_cache(maxsize=None)
 def split_size(dataset, split, data_root=None):
     "The number of inputs in a split, loaded once per process however many grid rows ask."
@@ -67,7 +67,7 @@ def is_complete(row, results_dir=None, checkpoint_dir=None, data_root=None):
     n_items = split_size(row["dataset"], row["split"], data_root)
     return set(selected_indices(n_items, int(row["skip"]), int(row["max"]))) <= done_indices(path)
 
-# %% ../nbs/10_reproduce.ipynb #bb61971e
+# %% ../nbs/10_reproduce.ipynb #f877efba
 def _run_tag(row):
     "A grid row's name for its executed notebooks."
     return (f"{row['kind']}-{row['dataset']}-{row['arch']}-noise{row['noise']:g}-sigma{row['sigma']:g}-n{row['n']}"
@@ -81,7 +81,6 @@ def _notebook_params(row):
     if row["kind"] == "certify": params["n0"] = int(row["n0"])
     return params
 
-#| export
 def reproduce(
     dataset=None,         # only this data set's rows (None: all of ours)
     device="cpu",
