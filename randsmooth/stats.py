@@ -9,11 +9,11 @@ __all__ = ['check_alpha', 'check_sigma', 'check_prob', 'check_counts', 'lower_co
            'certified_radius', 'radius_lecuyer', 'radius_li', 'max_certifiable_radius', 'samples_for_radius',
            'certify_failure_rate', 'predict_failure_rate']
 
-# %% ../nbs/01_stats.ipynb #14257378
+# %% ../nbs/01_stats.ipynb #195e8de7
 import numpy as np
 from scipy.stats import beta, binom, norm
 
-# %% ../nbs/01_stats.ipynb #37cd8804
+# %% ../nbs/01_stats.ipynb #f2f7cdac
 def _as_float(name, v, lo, hi, lo_open=False, hi_open=False):
     "`v` as a float array, with a clear error unless every entry lies in the interval from `lo` to `hi`."
     v = np.asarray(v, dtype=float)
@@ -50,7 +50,7 @@ def _out(a):
     "0-d arrays come back as NumPy scalars, so scalar in means scalar out."
     return a[()] if np.ndim(a) == 0 else a
 
-# %% ../nbs/01_stats.ipynb #28933551
+# %% ../nbs/01_stats.ipynb #39bffea6
 def lower_confidence_bound(
     k,     # successes, int or int array, 0 <= k <= n
     n,     # trials, int or int array, n >= 1
@@ -64,7 +64,7 @@ def lower_confidence_bound(
         lb = beta.ppf(alpha, k, n - k + 1)
     return _out(np.where(k == 0, 0.0, lb))
 
-# %% ../nbs/01_stats.ipynb #482c98e2
+# %% ../nbs/01_stats.ipynb #cfea5299
 _RERR = 1 + 1e-7  # SciPy's relative tolerance for "no more likely than"
 
 def _bisect(a, d, lo, hi):
@@ -79,7 +79,7 @@ def _bisect(a, d, lo, hi):
         res, found = np.where(act & (v == d), mid, res), found | (act & (v == d))  # an exact tie ends the search
     return np.where(found, res, np.where(a(lo) <= d, lo, lo - 1))
 
-# %% ../nbs/01_stats.ipynb #a8485bd5
+# %% ../nbs/01_stats.ipynb #f2f0409f
 def binom_pvalue(
     n_a,     # successes, int or int array
     n,       # trials, int or int array, n >= 1
@@ -101,7 +101,7 @@ def binom_pvalue(
     pval = np.where(k == p * n, 1.0, np.where(k < p * n, p_below, p_above))
     return _out(np.minimum(1.0, pval))
 
-# %% ../nbs/01_stats.ipynb #bb4458a0
+# %% ../nbs/01_stats.ipynb #3346499c
 def certified_radius(
     p_a,        # lower bound on the top class's probability, in [0, 1]
     sigma,      # noise level, > 0
@@ -115,7 +115,7 @@ def certified_radius(
         r = sigma / 2 * (norm.ppf(p_a) - norm.ppf(p_b))
     return _out(np.where((p_a == 1) | (p_b == 0), np.inf, r))
 
-# %% ../nbs/01_stats.ipynb #023d98da
+# %% ../nbs/01_stats.ipynb #d0f78ab6
 def _maximise(f, lo, hi, grid=128, iters=60):
     "Elementwise max of f over [lo, hi] (arrays): a grid finds the peak, golden-section search refines it."
     F = lambda t, expand=False: np.where(np.isnan(v := f(t, expand=expand)), -np.inf, v)  # NaN: infeasible
@@ -135,7 +135,7 @@ def _pair(p_a, sigma, p_b):
     p_b = 1 - p_a if p_b is None else check_prob("p_b", p_b)
     return np.broadcast_arrays(p_a, sigma, p_b)
 
-# %% ../nbs/01_stats.ipynb #01cef3c4
+# %% ../nbs/01_stats.ipynb #5702c7b2
 def radius_lecuyer(
     p_a,        # lower bound on the top class's probability
     sigma,      # noise level
@@ -155,7 +155,7 @@ def radius_lecuyer(
     best = _maximise(r, np.zeros_like(b_max), b_max)
     return _out(np.where(ok, sigma * np.maximum(best, 0), 0.0))
 
-# %% ../nbs/01_stats.ipynb #68585a4c
+# %% ../nbs/01_stats.ipynb #f0b0149a
 def radius_li(
     p_a,        # lower bound on the top class's probability
     sigma,      # noise level
@@ -174,7 +174,7 @@ def radius_li(
     best = _maximise(h, lo, lo + 22)                           # $\alpha \in (1 + 10^{-6}, 1 + e^{8})$
     return _out(np.where(p_a > p_b, sigma * np.sqrt(np.maximum(best, 0)), 0.0))   # p_A <= p_B certifies nothing
 
-# %% ../nbs/01_stats.ipynb #dc719da1
+# %% ../nbs/01_stats.ipynb #ea07c0ba
 def max_certifiable_radius(
     n,       # estimation samples, >= 1
     alpha,   # failure probability of CERTIFY
@@ -195,7 +195,7 @@ def samples_for_radius(
     alpha, sigma = check_alpha(alpha), check_sigma(sigma)
     return _out(np.ceil(np.log(alpha) / norm.logcdf(radius / sigma)).astype(np.int64))
 
-# %% ../nbs/01_stats.ipynb #c47dbce3
+# %% ../nbs/01_stats.ipynb #9d2debd3
 def certify_failure_rate(
     p,        # true probability of class A under noise (g(x) = A when p > 1/2)
     n,        # estimation samples
@@ -204,11 +204,12 @@ def certify_failure_rate(
 ):
     "Exact P(CERTIFY returns a radius larger than the true one): the estimation bound exceeds p, or the other class is certified."
     k = np.arange(n + 1)
-    overstates = binom.pmf(k, n, p)[lower_confidence_bound(k, n, alpha) > p].sum()
+    lcb = lower_confidence_bound(k, n, alpha)              # the bound CERTIFY reports for each n_A
+    overstates = binom.pmf(k, n, p)[lcb > p].sum()
     if n0 is None: return float(overstates)
     # two classes: A is selected unless B has more of the n0 draws (a tie goes to A, the lower index)
     select_a = binom.sf(np.ceil(n0 / 2) - 1, n0, p)
-    other = binom.pmf(k, n, 1 - p)[lower_confidence_bound(k, n, alpha) > 0.5].sum()   # B certified at all: wrong
+    other = binom.pmf(k, n, 1 - p)[lcb > 0.5].sum()   # B certified at all: wrong
     return float(select_a * overstates + (1 - select_a) * other)
 
 def predict_failure_rate(
@@ -217,13 +218,13 @@ def predict_failure_rate(
     alpha,  # PREDICT's alpha
 ):
     "Exact P(PREDICT answers a class other than 0) over every trinomial outcome of the n draws."
-    from scipy.special import gammaln
+    from scipy.special import gammaln, xlogy
     probs = np.asarray(probs, dtype=float)
     if probs.shape != (3,) or probs.argmax() != 0: raise ValueError("probs: three probabilities, the first the largest")
     c0, c1 = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
     ok = n - c0 - c1 >= 0
     c = np.stack([c0, c1, np.where(ok, n - c0 - c1, 0)], -1)
-    logp = gammaln(n + 1) - gammaln(c + 1).sum(-1) + (c * np.log(probs)).sum(-1)
+    logp = gammaln(n + 1) - gammaln(c + 1).sum(-1) + xlogy(c, probs).sum(-1)   # 0 log 0 = 0
     top = np.sort(c, -1)
     unique = top[..., 2] > top[..., 1]                     # a tie has p-value 1: PREDICT abstains
     passes = binom_pvalue(top[..., 2], top[..., 2] + top[..., 1]) <= alpha
