@@ -7,7 +7,7 @@ Docs: https://randsmooth.github.io/randsmooth/fast.html.md"""
 # %% auto #0
 __all__ = ['PRECISIONS', 'FastModel', 'accelerate']
 
-# %% ../nbs/03b_fast.ipynb #5a7e2943
+# %% ../nbs/03b_fast.ipynb #5b67c642
 import copy
 
 import torch
@@ -15,7 +15,7 @@ from torch import nn
 
 from .core import model_device
 
-# %% ../nbs/03b_fast.ipynb #17c93531
+# %% ../nbs/03b_fast.ipynb #ee077a3a
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class FastModel(nn.Module):
