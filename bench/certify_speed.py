@@ -25,7 +25,7 @@ from reference import PaperSmooth  # noqa: E402
 
 from randsmooth.core import ESTIMATE, NOISE_BLOCK, SELECT, block_noise, certify, predict  # noqa: E402
 from randsmooth.data import dataset_info, get_dataset  # noqa: E402
-from randsmooth.experiments import device_name, git_commit, write_json  # noqa: E402
+from randsmooth.logs import device_name, git_commit, write_json  # noqa: E402
 from randsmooth.fast import accelerate  # noqa: E402
 from randsmooth.models import DEFAULT_ARCH, build_model  # noqa: E402
 

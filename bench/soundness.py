@@ -18,7 +18,7 @@ import torch
 from scipy.stats import binom, norm
 
 from randsmooth import ABSTAIN, certify, predict
-from randsmooth.experiments import git_commit, write_json
+from randsmooth.logs import git_commit, write_json
 from randsmooth.stats import certify_failure_rate, lower_confidence_bound, predict_failure_rate
 from randsmooth.theory import ProjectionClassifier, linear_classifier
 

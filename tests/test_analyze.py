@@ -7,7 +7,7 @@ from scipy.stats import norm
 from randsmooth.analyze import (accuracy_table, average_certified_radius, certified_accuracy_lower_bound, envelope,
                                 n_a_of, project_alpha, project_n, rebound, to_latex, to_markdown,
                                 wrong_certificates_bound)
-from randsmooth.experiments import certified_accuracy, read_log
+from randsmooth.logs import certified_accuracy, read_log
 from randsmooth.reproduce import log_path, read_grid, select
 from randsmooth.stats import lower_confidence_bound, max_certifiable_radius
 

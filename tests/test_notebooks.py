@@ -47,3 +47,35 @@ def test_experiment_notebooks_have_one_parameters_cell(name):
     cells = json.loads((ROOT / "nbs" / name).read_text())["cells"]
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and tagged[0]["cell_type"] == "code"
+
+
+def _parameters(name):
+    "The names and values the parameters cell of an experiment notebook assigns."
+    import ast
+    import json
+    cell = next(c for c in json.loads((ROOT / "nbs" / name).read_text())["cells"]
+                if "parameters" in c.get("metadata", {}).get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {a.targets[0].id: ast.literal_eval(a.value) for a in tree.body}
+
+
+def test_the_parameters_cells_are_the_dataclasses():
+    "One list of parameters: each notebook's parameters cell has exactly the dataclass's fields and defaults."
+    from dataclasses import fields
+    from randsmooth.experiments import PredictParams, RunParams
+    from randsmooth.train import TrainConfig
+    expected = {
+        "certify.ipynb": ({f.name: f.default for f in fields(RunParams)}, {"radii"}),
+        "predict.ipynb": ({f.name: f.default for f in fields(PredictParams) if f.name != "n0"}, set()),
+        "train.ipynb": ({f.name: f.default for f in fields(TrainConfig)}, {"device", "data_root", "checkpoint_dir", "progress"}),
+    }
+    for name, (want, extra) in expected.items():
+        got = _parameters(name)
+        assert {k: v for k, v in got.items() if k not in extra} == want, name
+        assert set(got) - set(want) == extra, name
+
+
+def test_module_docstrings_link_to_nothing_that_does_not_exist():
+    "nbdev writes 'Docs: <url>' into each module from pyproject's Documentation URL; no site hosts these pages."
+    for py in (ROOT / "randsmooth").glob("*.py"):
+        assert "http" not in (py.read_text().split('"""')[1] if py.read_text().startswith('"""') else ""), py.name
