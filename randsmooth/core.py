@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ABSTAIN', 'NOISE_BLOCK', 'SELECT', 'ESTIMATE', 'PREDICT', 'noise_seed', 'block_noise', 'check_int', 'check_inputs',
-           'model_device', 'warn_if_training', 'eval_mode', 'check_noise_fits', 'forward_logits', 'sample_counts',
-           'Certificate', 'certify', 'Prediction', 'predict', 'Smooth']
+           'model_device', 'warn_if_training', 'eval_mode', 'check_call', 'check_noise_fits', 'forward_logits',
+           'noisy_batches', 'sample_counts', 'Certificate', 'certify', 'Prediction', 'predict', 'Smooth']
 
 # %% ../nbs/03_core.ipynb #cf5da6d7
 import itertools
@@ -63,12 +63,12 @@ def model_device(model, default):
     t = next(itertools.chain(model.parameters(), model.buffers()), None) if isinstance(model, nn.Module) else None
     return t.device if t is not None else torch.device(default)
 
-def warn_if_training(model):
+def warn_if_training(model, stacklevel=3):
     "Warn when batch norm or dropout would make the base classifier's answers depend on the batch."
     if isinstance(model, nn.Module) and any(m.training for m in model.modules()
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))):
         warnings.warn("the base classifier is in training mode (batch norm / dropout): it is run in eval mode for "
-                      "this call and given back in training mode; call model.eval() to silence this", stacklevel=3)
+                      "this call and given back in training mode; call model.eval() to silence this", stacklevel=stacklevel)
 
 @contextmanager
 def eval_mode(model):
@@ -81,6 +81,15 @@ def eval_mode(model):
         yield model
     finally:
         for m, training in modes: m.training = training
+
+def check_call(model, x, sigma, alpha, seed, num_classes, **counts):
+    "Every check of certify's and predict's arguments, in one place: (x, sigma, alpha) as they will be used."
+    x, sigma, alpha = check_inputs(x), float(check_sigma(sigma)), float(check_alpha(alpha))
+    for name, v in counts.items(): check_int(name, v)                     # n0, n, batch_size
+    check_int("seed", seed, lo=0)
+    if num_classes is not None: check_int("num_classes", num_classes)
+    check_noise_fits(x, sigma); warn_if_training(model, stacklevel=4)
+    return x, sigma, alpha
 
 def check_noise_fits(x, sigma):
     "An error when x + sigma * eps could overflow x's dtype (a Gaussian draw stays below 10 in magnitude)."
@@ -106,7 +115,34 @@ def forward_logits(model, batch, num_classes=None):
         raise ValueError(f"the base classifier returns {logits.shape[1]} classes per input, but num_classes={num_classes}")
     return logits
 
-# %% ../nbs/03_core.ipynb #3bfa75df
+# %% ../nbs/03_core.ipynb #4cdb54d1
+def noisy_batches(
+    x,           # inputs on the model's device, [N, *shape]
+    num,         # noise draws per input
+    sigma,       # noise level
+    batch_size,  # rows per batch
+    seed, phase, indices,
+):
+    "Batches of noisy copies x_i + sigma eps, with the input each row copies: (batch [B, *shape], owner [B])."
+    size = min(batch_size, len(x) * num)                   # one buffer, filled in place and handed out
+    buf = torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=x.device)
+    owner = torch.empty(size, dtype=torch.long, device=x.device)   # whose noisy copy each row is
+    filled = 0
+    for i, index in enumerate(indices):
+        for block, start in enumerate(range(0, num, NOISE_BLOCK)):
+            eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block, x.device, x.dtype)
+            eps.mul_(sigma)                                    # $\varepsilon \sim N(0, \sigma^2 I)$
+            done = 0
+            while done < len(eps):
+                take = min(size - filled, len(eps) - done)
+                torch.add(x[i], eps[done:done + take], out=buf[filled:filled + take])  # $x + \varepsilon$
+                owner[filled:filled + take] = i
+                filled, done = filled + take, done + take
+                if filled == size:
+                    yield buf, owner; filled = 0
+    if filled: yield buf[:filled], owner[:filled]
+
+# %% ../nbs/03_core.ipynb #4a5734ef
 @torch.inference_mode()
 def sample_counts(
     model,             # base classifier: [B, *shape] -> logits [B, C]
@@ -126,35 +162,15 @@ def sample_counts(
     indices = list(range(N)) if indices is None else [int(i) for i in indices]
     if len(indices) != N: raise ValueError(f"indices has {len(indices)} entries for {N} inputs")
     counts, bad = None, torch.zeros((), dtype=torch.bool, device=device)
-    size = min(batch_size, N * num)                        # the batch is filled in place, then run
-    buf = torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=device)
-    owner = torch.empty(size, dtype=torch.long, device=device)  # whose noisy copy each row is
-
-    def run_batch(k):
-        nonlocal counts, bad, num_classes
-        batch = buf if k == size else buf[:k]
+    for batch, owner in noisy_batches(x, num, sigma, batch_size, seed, phase, indices):
         logits = forward_logits(model, batch, num_classes)
         if counts is None:
             num_classes = logits.shape[1]
             counts = torch.zeros(N * num_classes, dtype=torch.long, device=device)
-        bad |= ~torch.isfinite(logits).all()
+        bad |= ~torch.isfinite(logits).all()               # checked once, after the loop: no sync per batch
         # one bincount over (input, class) pairs counts the whole batch
-        counts += torch.bincount(owner[:k] * num_classes + logits.argmax(dim=1), minlength=N * num_classes)
-        if progress is not None: progress.update(k)
-
-    filled = 0
-    for i, index in enumerate(indices):
-        for block, start in enumerate(range(0, num, NOISE_BLOCK)):
-            eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block, device, x.dtype)
-            eps.mul_(sigma)                                    # $\varepsilon \sim N(0, \sigma^2 I)$
-            done = 0
-            while done < len(eps):
-                take = min(size - filled, len(eps) - done)
-                torch.add(x[i], eps[done:done + take], out=buf[filled:filled + take])  # $x + \varepsilon$
-                owner[filled:filled + take] = i
-                filled, done = filled + take, done + take
-                if filled == size: run_batch(filled); filled = 0
-    if filled: run_batch(filled)
+        counts += torch.bincount(owner * num_classes + logits.argmax(dim=1), minlength=N * num_classes)
+        if progress is not None: progress.update(len(batch))
     if bool(bad): raise ValueError("the base classifier returned NaN or infinite logits: its class is undefined")
     return counts.view(N, num_classes)
 
@@ -187,18 +203,14 @@ def certify(
     progress=False,    # show a progress bar over all draws
 ) -> Certificate:
     "The paper's CERTIFY on each input of a batch: class and certified L2 radius, or ABSTAIN."
-    x, sigma, alpha = check_inputs(x), float(check_sigma(sigma)), float(check_alpha(alpha))
-    n0, n, batch_size = check_int("n0", n0), check_int("n", n), check_int("batch_size", batch_size)
-    seed = check_int("seed", seed, lo=0)
-    if num_classes is not None: num_classes = check_int("num_classes", num_classes)
-    check_noise_fits(x, sigma); warn_if_training(model)
+    x, sigma, alpha = check_call(model, x, sigma, alpha, seed, num_classes, n0=n0, n=n, batch_size=batch_size)
     with eval_mode(model), tqdm(total=len(x) * (n0 + n), disable=not progress, unit="draw", unit_scale=True,
                                 desc="certify") as bar:
         counts0 = sample_counts(model, x, n0, sigma, batch_size, seed, SELECT, indices, num_classes, bar)
         counts = sample_counts(model, x, n, sigma, batch_size, seed, ESTIMATE, indices, counts0.shape[1], bar)
     c_hat = counts0.argmax(dim=1)                               # $\hat c_A$: top class of the selection draws
     n_a = counts.gather(1, c_hat[:, None])[:, 0].cpu().numpy()  # $n_A$ = counts[$\hat c_A$]
-    ok, p_a, radius = decide(n_a, n, alpha, sigma)              # $\underline{p_A} > 1/2$: certified at $\sigma \Phi^{-1}(\underline{p_A})$
+    ok, p_a, radius = decide(n_a, n, alpha, sigma)              # certified where $\underline{p_A} > 1/2$
     return Certificate(prediction=np.where(ok, c_hat.cpu().numpy(), ABSTAIN), radius=radius,
                        p_a_lower=p_a, n_a=n_a, counts0=counts0.cpu().numpy(), counts=counts.cpu().numpy())
 
@@ -227,10 +239,7 @@ def predict(
     progress=False,    # show a progress bar over all draws
 ) -> Prediction:
     "The paper's PREDICT on each input of a batch: g(x), or ABSTAIN."
-    x, sigma, alpha = check_inputs(x), float(check_sigma(sigma)), float(check_alpha(alpha))
-    n, batch_size, seed = check_int("n", n), check_int("batch_size", batch_size), check_int("seed", seed, lo=0)
-    if num_classes is not None: num_classes = check_int("num_classes", num_classes)
-    check_noise_fits(x, sigma); warn_if_training(model)
+    x, sigma, alpha = check_call(model, x, sigma, alpha, seed, num_classes, n=n, batch_size=batch_size)
     with eval_mode(model), tqdm(total=len(x) * n, disable=not progress, unit="draw", unit_scale=True,
                                 desc="predict") as bar:
         counts = sample_counts(model, x, n, sigma, batch_size, seed, PREDICT, indices, num_classes, bar)

@@ -60,7 +60,7 @@ class RunParams:
     skip: int = 1                  # take every skip-th input of the split
     max: int = -1                  # take the inputs with index < max; -1: the whole split
     split: str = "test"            # 'test' or 'train'
-    seed: int = 0                  # noise seed, >= 0
+    seed: int = 0                  # noise seed: 0, 1, 2, ...
     device: str = "cpu"            # 'cpu', 'cuda', 'cuda:1', ...
     checkpoint: str = None         # a checkpoint file; None: the default recipe's, for (dataset, arch, noise)
     train_if_missing: bool = True  # train the default recipe first if the checkpoint is missing (embedded data only)
@@ -113,11 +113,12 @@ class PredictParams(RunParams):
     "The parameters of a predict run: RunParams with PREDICT's own default n."
     n: int = 100                   # PREDICT's draws per input
 
-# %% ../nbs/07_experiments.ipynb #14cc89ef
+# %% ../nbs/07_experiments.ipynb #35da9a2d
 def default_checkpoint(p: RunParams):
     "The checkpoint of the default recipe for the run's data set, architecture and training noise."
     return checkpoint_path(TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise), p.checkpoint_dir)
 
+# %% ../nbs/07_experiments.ipynb #f1012600
 def get_model(p: RunParams):
     "The run's base classifier and checkpoint path; trains the default recipe if allowed and needed."
     path = resolve(p.checkpoint, None) if p.checkpoint else default_checkpoint(p)
@@ -136,11 +137,13 @@ def get_model(p: RunParams):
                                strict=not p.allow_mismatch)
     return model, path
 
+# %% ../nbs/07_experiments.ipynb #d93795d1
 def selected_indices(n_items, skip, max_index):
     "The paper's selection: every skip-th index below max_index (-1: below n_items)."
     stop = n_items if max_index < 0 else min(n_items, max_index)
     return list(range(0, stop, skip))
 
+# %% ../nbs/07_experiments.ipynb #f39550f5
 def results_path(p: RunParams, kind, checkpoint):
     "results/<kind>/<checkpoint name>/<parameters>.tsv"
     name = (f"sigma{p.sigma:g}-" + (f"n0_{p.n0}-" if kind == "certify" else "") +
@@ -159,7 +162,7 @@ def _barrier():
     if not dist.is_initialized(): dist.init_process_group("gloo")
     dist.barrier()
 
-# %% ../nbs/07_experiments.ipynb #e43be2ab
+# %% ../nbs/07_experiments.ipynb #e4cedb80
 def _model_for(p: RunParams, rank, size):
     "The run's base classifier, accelerated as asked, and its checkpoint; process 0 loads (or trains) it first."
     if size > 1 and p.device.startswith("cuda") and ":" not in p.device:
@@ -169,6 +172,7 @@ def _model_for(p: RunParams, rank, size):
     if size > 1 and rank == 0: _barrier()
     return accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs, p.batch), ckpt
 
+# %% ../nbs/07_experiments.ipynb #79cf969e
 def _check_same_run(log, meta, p: RunParams, sha):
     "Refuse to add to a log that a run with other parameters, or another model, began."
     if meta is None: return
@@ -185,7 +189,7 @@ def _check_same_run(log, meta, p: RunParams, sha):
             f"{was[:16] if was else '(not recorded)'}..., the checkpoint now has {sha[:16]}...; one log must not mix two "
             f"models: restore that checkpoint, or remove the log (and its .json) to start again")
 
-# %% ../nbs/07_experiments.ipynb #dad47826
+# %% ../nbs/07_experiments.ipynb #52ffc619
 def _log_lines(kind, r, idx, y, each, p: RunParams):
     "The log's lines for one call's inputs `idx` (labels `y`, `each` seconds per input)."
     for j, i in enumerate(idx):
@@ -199,6 +203,7 @@ def _log_lines(kind, r, idx, y, each, p: RunParams):
                    int(top[1]) if len(top) > 1 else 0, p.n, p.alpha, p.sigma]
         yield "\t".join(map(str, row)) + "\n"
 
+# %% ../nbs/07_experiments.ipynb #ea203952
 def _todo(p: RunParams, path, n_items, rank, size):
     "This process's inputs still to do: the selection, less what the log and its shards hold."
     if p.repair and rank == 0:
@@ -209,7 +214,7 @@ def _todo(p: RunParams, path, n_items, rank, size):
     if size > 1: _barrier()
     return [i for i in selected_indices(n_items, p.skip, p.max) if i not in done][rank::size]
 
-# %% ../nbs/07_experiments.ipynb #6fa1047f
+# %% ../nbs/07_experiments.ipynb #f207eecf
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
     rank, size = world()
@@ -239,6 +244,7 @@ def _run(kind, p: RunParams):
                         "wall_seconds": round(time.time() - t_start, 3), "processes": size}, meta_path)
     return path
 
+# %% ../nbs/07_experiments.ipynb #555f88e2
 def _certify_into(kind, p: RunParams, model, data, todo, out):
     "Run CERTIFY or PREDICT on the inputs `todo`, a few at a time, appending their lines to `out`."
     smooth = (lambda x, idx: certify(model, x, p.sigma, p.n0, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)) \
@@ -253,6 +259,7 @@ def _certify_into(kind, p: RunParams, model, data, todo, out):
             log.writelines(_log_lines(kind, r, idx, [int(data[i][1]) for i in idx], each, p))
             bar.update(len(idx))
 
+# %% ../nbs/07_experiments.ipynb #fa348961
 def run_certify(**params):
     "CERTIFY every selected input of a split; returns the log's path (see RunParams for the parameters)."
     return _run("certify", RunParams(**params))

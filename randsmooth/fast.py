@@ -13,7 +13,7 @@ from torch import nn
 
 from .core import model_device
 
-# %% ../nbs/03b_fast.ipynb #ee077a3a
+# %% ../nbs/03b_fast.ipynb #3b6ffbfd
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class FastModel(nn.Module):
@@ -72,6 +72,7 @@ class FastModel(nn.Module):
         out = self._replay(batch) if self.cuda_graphs and not self.compile else self._forward(batch)
         return out[:B]
 
+# %% ../nbs/03b_fast.ipynb #3e34955e
 def accelerate(
     model,                # the base classifier: [B, *shape] -> logits [B, C], in eval mode
     precision="float32",  # 'float32', 'bf16' or 'fp16'

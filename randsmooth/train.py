@@ -149,10 +149,11 @@ def weights_only_copy(path, out):
     atomic_save({k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")}, out)
     return Path(out)
 
-# %% ../nbs/06_train.ipynb #95c3cc74
+# %% ../nbs/06_train.ipynb #239166f0
 def _epoch_seed(seed, epoch, stream):
     return int(np.random.SeedSequence(seed, spawn_key=(epoch, stream)).generate_state(1, np.uint64)[0] >> 1)
 
+# %% ../nbs/06_train.ipynb #800cf235
 class SeededItems(Dataset):
     "A data set whose item i draws its augmentation from a seed of (seed, epoch, i): the same in any worker process."
     def __init__(self, data, seed): self.data, self.seed, self.epoch = data, seed, 0
@@ -162,6 +163,7 @@ class SeededItems(Dataset):
             torch.random.default_generator.manual_seed(_epoch_seed(self.seed, self.epoch, 3 + int(i)))
             return self.data[i]
 
+# %% ../nbs/06_train.ipynb #6bb1e92b
 @torch.no_grad()
 def evaluate(model, loader, sigma, device, seed=0):
     "(clean accuracy, accuracy under one seeded draw of N(0, sigma^2 I), mean clean loss) on a loader."
@@ -178,6 +180,7 @@ def evaluate(model, loader, sigma, device, seed=0):
         total += len(y)
     return clean / total, noisy / total, loss / total
 
+# %% ../nbs/06_train.ipynb #d2f490ac
 class TrainingDiverged(ValueError):
     "The training loss became NaN or infinite."
 
@@ -200,7 +203,7 @@ def train_one_epoch(model, loader, optimizer, sigma, device, noise_gen, progress
         if progress is not None: progress.update(len(y))
     return loss_sum / total, correct / total
 
-# %% ../nbs/06_train.ipynb #3f626087
+# %% ../nbs/06_train.ipynb #623647f7
 LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc_noisy", "test_loss", "test_acc", "test_acc_noisy", "seconds"]
 
 def write_history(history, path):
@@ -210,6 +213,7 @@ def write_history(history, path):
         w = csv.DictWriter(f, LOG_FIELDS, delimiter="\t"); w.writeheader(); w.writerows(history)
     os.replace(tmp, path)
 
+# %% ../nbs/06_train.ipynb #c849113a
 def train(
     config: TrainConfig,  # the recipe
     checkpoint,           # where the checkpoint goes (and the log, as <checkpoint>.log.tsv)

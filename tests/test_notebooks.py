@@ -73,6 +73,8 @@ def test_the_parameters_cells_are_the_dataclasses():
         got = _parameters(name)
         assert {k: v for k, v in got.items() if k not in extra} == want, name
         assert set(got) - set(want) == extra, name
+        import papermill
+        assert set(papermill.inspect_notebook(str(ROOT / "nbs" / name))) == set(got), name   # papermill reads them all
 
 
 def test_module_docstrings_link_to_nothing_that_does_not_exist():
