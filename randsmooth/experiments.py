@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
-from .core import certify, check_int, check_noise_fits, predict
+from .core import certify, check_device, check_int, check_noise_fits, predict
 from .data import dataset_info, get_dataset
 from .fast import PRECISIONS, accelerate
 from .logs import (CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFileError, done_indices, locked, merge_logs,
                              open_log, provenance, read_json, repair_log, resolve, shard_logs, write_json)
 from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
-from .train import TrainConfig, checkpoint_path, checkpoint_sha256, load_checkpoint, train
+from .train import TrainConfig, checkpoint_path, load_checkpoint, read_checkpoint, train
 
 # %% ../nbs/07_experiments.ipynb #3cf4b1e1
 def run_train(
@@ -36,13 +36,14 @@ def run_train(
     **recipe,              # TrainConfig's fields: dataset, arch, sigma, epochs, lr, ...
 ):
     "Train (or resume) a base classifier; returns its checkpoint path. The log sits beside it."
-    config = TrainConfig(**recipe)
+    config, device = TrainConfig(**recipe), check_device(device)
     path = checkpoint_path(config, checkpoint_dir)
-    t0, meta = time.time(), provenance(device)
-    train(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
-    write_json({"kind": "train", "params": asdict(config), **meta, "wall_seconds": round(time.time() - t0, 3),
-                "sha256": checkpoint_sha256(path),
-                "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
+    with locked(path, wait=True):                 # two runs that need the same model: one trains, the other waits
+        t0, meta = time.time(), provenance(device)
+        train(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
+        write_json({"kind": "train", "params": asdict(config), **meta, "wall_seconds": round(time.time() - t0, 3),
+                    "sha256": read_checkpoint(path)["sha256"],
+                    "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
 # %% ../nbs/07_experiments.ipynb #0e07c6d7
@@ -93,11 +94,7 @@ class RunParams:
         if self.split not in ("train", "test"): raise ValueError(f"split must be 'train' or 'test'; got {self.split!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}")
-        try: device = torch.device(self.device)
-        except RuntimeError as e: raise ValueError(f"device {self.device!r} is not a torch device: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r}: this machine has no CUDA device (torch.cuda.is_available() is "
-                             f"False); use --device cpu")
+        check_device(self.device)
 
     @classmethod
     def names(cls):
@@ -120,22 +117,29 @@ def default_checkpoint(p: RunParams):
 
 # %% ../nbs/07_experiments.ipynb #f1012600
 def get_model(p: RunParams):
-    "The run's base classifier and checkpoint path; trains the default recipe if allowed and needed."
-    path = resolve(p.checkpoint, None) if p.checkpoint else default_checkpoint(p)
+    "The run's base classifier, its checkpoint path and the SHA-256 of the bytes loaded; trains the default recipe if allowed and needed."
+    if p.checkpoint: path = Path(p.checkpoint).expanduser().resolve()          # a path the user typed: from the cwd
+    else:
+        path, recipe = default_checkpoint(p), TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise)
+        epoch = read_checkpoint(path)["epoch"] if path.exists() else 0
+        if epoch < recipe.epochs:                 # missing, or interrupted at an earlier epoch
+            if p.train_if_missing and dataset_info(p.dataset).embedded:
+                print(f"{'no checkpoint' if not epoch else f'the checkpoint stopped at epoch {epoch}'} for "
+                      f"{p.dataset}/{p.arch} at noise {p.noise:g}: training the default recipe first")
+                run_train(p.device, checkpoint_dir=p.checkpoint_dir, progress=p.progress, dataset=p.dataset,
+                          arch=p.arch, sigma=p.noise)
+            elif epoch:
+                raise ValueError(f"{path} stopped at epoch {epoch} of {recipe.epochs}: its training was interrupted. "
+                                 f"Finish it first: randsmooth train --dataset {p.dataset} --arch {p.arch} --sigma {p.noise:g}")
     if not path.exists():
-        if p.checkpoint is None and p.train_if_missing and dataset_info(p.dataset).embedded:
-            print(f"no checkpoint for {p.dataset}/{p.arch} at noise {p.noise:g}: training the default recipe first")
-            run_train(p.device, checkpoint_dir=p.checkpoint_dir, progress=p.progress, dataset=p.dataset, arch=p.arch,
-                      sigma=p.noise)
-        else:
-            raise FileNotFoundError(
-                f"no checkpoint at {path}. Train one first:\n  randsmooth train --dataset {p.dataset} --arch {p.arch} "
-                f"--sigma {p.noise:g}" + (" --data-root DIR" if not dataset_info(p.dataset).embedded else "")
-                + f"\nor: papermill nbs/train.ipynb out.ipynb -p dataset {p.dataset} -p sigma {p.noise:g}"
-                + "\nor pass checkpoint= (--checkpoint) pointing at an existing file")
-    model, _ = load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
-                               strict=not p.allow_mismatch)
-    return model, path
+        raise FileNotFoundError(
+            f"no checkpoint at {path}. Train one first:\n  randsmooth train --dataset {p.dataset} --arch {p.arch} "
+            f"--sigma {p.noise:g}" + (" --data-root DIR" if not dataset_info(p.dataset).embedded else "")
+            + f"\nor: papermill nbs/train.ipynb out.ipynb -p dataset {p.dataset} -p sigma {p.noise:g}"
+            + "\nor pass checkpoint= (--checkpoint) pointing at an existing file")
+    model, ckpt = load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
+                                  strict=not p.allow_mismatch)
+    return model, path, ckpt["sha256"]
 
 # %% ../nbs/07_experiments.ipynb #d93795d1
 def selected_indices(n_items, skip, max_index):
@@ -157,37 +161,47 @@ def world():
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 def _barrier():
-    "Wait for every process of a torchrun job (gloo: works on CPUs and GPUs alike)."
+    "Wait for every process of a torchrun job (gloo: CPUs and GPUs alike; a day's patience, for --wait)."
     import torch.distributed as dist
-    if not dist.is_initialized(): dist.init_process_group("gloo")
+    if not dist.is_initialized(): dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
     dist.barrier()
 
 # %% ../nbs/07_experiments.ipynb #e4cedb80
 def _model_for(p: RunParams, rank, size):
-    "The run's base classifier, accelerated as asked, and its checkpoint; process 0 loads (or trains) it first."
+    "The run's base classifier, accelerated as asked, its checkpoint and SHA-256; process 0 loads (or trains) it first."
     if size > 1 and p.device.startswith("cuda") and ":" not in p.device:
         p.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"                # one GPU per process
     if size > 1 and rank > 0: _barrier()          # the others wait while process 0 loads (or trains) the model
-    model, ckpt = get_model(p)
+    model, ckpt, sha = get_model(p)
     if size > 1 and rank == 0: _barrier()
-    return accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs, p.batch), ckpt
+    return accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs, p.batch), ckpt, sha
 
 # %% ../nbs/07_experiments.ipynb #79cf969e
 def _check_same_run(log, meta, p: RunParams, sha):
-    "Refuse to add to a log that a run with other parameters, or another model, began."
-    if meta is None: return
-    old = meta.get("params", {})
-    old = {"precision": "float32", **old} if old else old              # runs from before there was a choice
+    "Refuse to add to a log that a run with other parameters, or another model, began (or that says nothing of it)."
+    start_again = f"remove {log.name}, its .json and any {log.stem}.rank*.tsv beside it to start again"
+    if meta is None:
+        if done_indices(log) or shard_logs(log):
+            raise ResultsFileError(f"{log} has results but no .json beside it: nothing says which model and parameters "
+                                   f"wrote them, so they cannot be continued; {start_again}")
+        return
+    old = meta.get("params")
+    if not isinstance(old, dict) or not isinstance(meta.get("checkpoint_sha256", ""), (str, type(None))):
+        raise ResultsFileError(f"{log.with_suffix('.json')} is damaged: it does not hold a run's parameters")
+    old = {"precision": "float32", **old}                                   # runs from before there was a choice
     if old != p.identity():
-        diff = {k: (old.get(k), v) for k, v in p.identity().items() if old.get(k) != v}
-        raise ResultsFileError(f"{log} was begun by a run with other parameters (was, now: {diff}); "
-                               f"remove it (and its .json) to start again")
-    if meta.get("checkpoint_sha256") != sha:
-        was = meta.get("checkpoint_sha256")
+        diff = {k: (old.get(k), p.identity().get(k)) for k in old.keys() | p.identity().keys()
+                if old.get(k) != p.identity().get(k)}
+        raise ResultsFileError(f"{log} was begun by a run with other parameters (was, now: {diff}); {start_again}")
+    was = meta.get("checkpoint_sha256")
+    if was is None:
+        raise ResultsFileError(f"{log} was written before runs recorded their model (no checkpoint_sha256 in its "
+                               f".json), so it cannot be continued safely; {start_again}")
+    if was != sha:
         raise ResultsFileError(
-            f"{log} was begun by another model: its checkpoint {meta.get('checkpoint')} had SHA-256 "
-            f"{was[:16] if was else '(not recorded)'}..., the checkpoint now has {sha[:16]}...; one log must not mix two "
-            f"models: restore that checkpoint, or remove the log (and its .json) to start again")
+            f"{log} was begun by another model: its checkpoint {meta.get('checkpoint')} had SHA-256 {was[:16]}..., "
+            f"the checkpoint now has {sha[:16]}...; one log must not mix two models: restore that checkpoint, "
+            f"or {start_again}")
 
 # %% ../nbs/07_experiments.ipynb #52ffc619
 def _log_lines(kind, r, idx, y, each, p: RunParams):
@@ -205,43 +219,60 @@ def _log_lines(kind, r, idx, y, each, p: RunParams):
 
 # %% ../nbs/07_experiments.ipynb #ea203952
 def _todo(p: RunParams, path, n_items, rank, size):
-    "This process's inputs still to do: the selection, less what the log and its shards hold."
+    "The inputs still to do, all processes' and this one's: the selection, less what the log and its shards hold."
     if p.repair and rank == 0:
         for f in [path, *shard_logs(path)]:
             if dropped := repair_log(f): print(f"repaired {f}: moved lines {dropped} to {f.name}.damaged")
     if size > 1: _barrier()                       # every process reads the logs as they are before anyone writes
     done = set().union(done_indices(path), *map(done_indices, shard_logs(path)))
     if size > 1: _barrier()
-    return [i for i in selected_indices(n_items, p.skip, p.max) if i not in done][rank::size]
+    todo = [i for i in selected_indices(n_items, p.skip, p.max) if i not in done]
+    return todo, todo[rank::size]
 
 # %% ../nbs/07_experiments.ipynb #f207eecf
+def _writable(directory):
+    "An error naming `directory` unless it is, or can be made, a directory this process may write in."
+    d = Path(directory)
+    while not d.exists(): d = d.parent
+    if not d.is_dir() or not os.access(d, os.W_OK):
+        raise ValueError(f"cannot write results under {directory}: {d} is not a writable directory")
+
+def _session(p: RunParams, size):
+    "What one sitting of a run records: its code, machine, start and speed settings."
+    return {**provenance(p.device), "started": datetime.datetime.now().isoformat(timespec="seconds"), "processes": size,
+            "speed": {k: getattr(p, k) for k in ("batch", "channels_last", "compile", "cuda_graphs")}}
+
 def _run(kind, p: RunParams):
     "Certify or predict the selected inputs, appending to the run's log; returns the log's path."
     rank, size = world()
-    model, ckpt = _model_for(p, rank, size)
-    path, sha = results_path(p, kind, ckpt), checkpoint_sha256(ckpt)
-    out = path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")
-    meta_path = path.with_suffix(".json")
-    data = get_dataset(p.dataset, p.split, p.data_root)
-    check_noise_fits(data[0][0][None], p.sigma)   # every check before the first write
-    with ExitStack() as held:                     # process 0 holds the log, every process its own shard
-        for f in dict.fromkeys([path] * (rank == 0) + [out]): held.enter_context(locked(f, p.wait))
+    data = get_dataset(p.dataset, p.split, p.data_root)      # every check before the first write, training included
+    check_noise_fits(data[0][0][None], p.sigma); _writable(resolve(p.results_dir, "results"))
+    model, ckpt, sha = _model_for(p, rank, size)
+    path = results_path(p, kind, ckpt)
+    out, meta_path = (path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")), path.with_suffix(".json")
+    with locked(path, p.wait) if rank == 0 else ExitStack():   # process 0 holds the log for the whole job
         meta = read_json(meta_path) if meta_path.exists() else None
-        _check_same_run(path, meta, p, sha)
-        todo = _todo(p, path, len(data), rank, size)
-        if not todo and size == 1 and meta and meta.get("status") == "complete": return path   # nothing to do
-        meta = {"kind": kind, "params": p.identity(), "checkpoint": str(ckpt), "checkpoint_sha256": sha,
-                **provenance(p.device), "started": datetime.datetime.now().isoformat(timespec="seconds"),
-                "speed": {k: getattr(p, k) for k in ("batch", "channels_last", "compile", "cuda_graphs")},
-                "status": "running"}
-        if rank == 0: write_json(meta, meta_path)
-        t_start = time.time()
-        _certify_into(kind, p, model, data, todo, out)
+        if rank == 0: _check_same_run(path, meta, p, sha)
+        todo, mine = _todo(p, path, len(data), rank, size)
+        if not todo and meta and meta.get("status") == "complete" and not shard_logs(path): return path  # all done
+        if rank == 0:
+            first = meta or {"kind": kind, "params": p.identity(), "checkpoint": str(ckpt), "checkpoint_sha256": sha,
+                             **_session(p, size)}            # the first sitting's provenance stays on top
+            sessions = [*first.get("sessions", []), {**_session(p, size), "inputs": len(todo)}]
+            if len({s["git_commit"] for s in sessions}) > 1:
+                print(f"note: {path.name} now holds results made by {len({s['git_commit'] for s in sessions})} commits "
+                      f"(see 'sessions' in its .json)")
+            meta = {**first, "status": "running", "sessions": sessions}
+            write_json(meta, meta_path)
+        t_start = time.perf_counter()
+        _certify_into(kind, p, model, data, mine, out)
         if size > 1: _barrier()
         if rank == 0:
             if shard_logs(path): merge_logs(path)
-            write_json({**meta, "status": "complete", "finished": datetime.datetime.now().isoformat(timespec="seconds"),
-                        "wall_seconds": round(time.time() - t_start, 3), "processes": size}, meta_path)
+            now, took = datetime.datetime.now().isoformat(timespec="seconds"), round(time.perf_counter() - t_start, 3)
+            meta["sessions"][-1].update(finished=now, wall_seconds=took)
+            write_json({**meta, "status": "complete", "finished": now, "processes": size,
+                        "wall_seconds": round(sum(s.get("wall_seconds", 0) for s in meta["sessions"]), 3)}, meta_path)
     return path
 
 # %% ../nbs/07_experiments.ipynb #555f88e2
@@ -254,8 +285,8 @@ def _certify_into(kind, p: RunParams, model, data, todo, out):
          tqdm(total=len(todo), disable=not p.progress, unit="input", desc=f"{kind} sigma={p.sigma:g}") as bar:
         for s in range(0, len(todo), chunk):
             idx = todo[s:s + chunk]
-            t0, r = time.time(), smooth(torch.stack([data[i][0] for i in idx]), idx)
-            each = str(datetime.timedelta(seconds=(time.time() - t0) / len(idx)))
+            t0, r = time.perf_counter(), smooth(torch.stack([data[i][0] for i in idx]), idx)
+            each = str(datetime.timedelta(seconds=(time.perf_counter() - t0) / len(idx)))
             log.writelines(_log_lines(kind, r, idx, [int(data[i][1]) for i in idx], each, p))
             bar.update(len(idx))
 

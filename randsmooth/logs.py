@@ -46,13 +46,15 @@ def _git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
 
 def git_commit():
-    "The commit of the randsmooth checkout the package runs from ('+dirty' if its tracked files changed)."
+    "The commit of the randsmooth checkout the package runs from ('+dirty' if its tracked code changed)."
     pkg = Path(randsmooth.__file__).resolve().parent
     try:
         top = _git("rev-parse", "--show-toplevel", cwd=pkg)
-        if not top or not (Path(top) / "pyproject.toml").is_file(): return "unknown (not a git checkout)"
+        if not top or (Path(top) / "randsmooth").resolve() != pkg:     # an installed copy inside some other repo
+            return f"unknown (installed copy of randsmooth {randsmooth.__version__}, not a git checkout)"
         sha = _git("rev-parse", "HEAD", cwd=pkg)
-        return sha + ("+dirty" if _git("status", "--porcelain", "--untracked-files=no", cwd=pkg) else "")
+        code = ("randsmooth", "nbs", "pyproject.toml")                # the code, not the results it wrote
+        return sha + ("+dirty" if _git("status", "--porcelain", "--untracked-files=no", "--", *code, cwd=pkg) else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
 
@@ -221,13 +223,21 @@ def read_log(path):
     "A certify or predict log (ours, or the paper's original ones) as a DataFrame; `time` in seconds."
     scan = scan_log(path)
     if scan.damaged: raise _damage_error(scan)
+    if scan.partial:
+        raise ResultsFileError(f"{scan.path}: its last line has no newline ({scan.partial[:40]!r}...): a run was killed "
+                               f"while writing it. Run the same command again to finish the log, or --repair")
     df = pd.DataFrame(list(scan.rows.values()), columns=scan.columns)
     return df.astype({c: "int64" for c in scan.columns if _FIELDS[c][0] is _int})
+
+def _no_log(path):
+    "True when there is no log yet: no file, or a file killed before its header was complete."
+    path = Path(path)
+    return not path.exists() or b"\n" not in path.read_bytes()[:4096]
 
 def done_indices(path):
     "Indices already in a log: none if it does not exist; an error if it is damaged; a cut last line is not done."
     path = Path(path)
-    if not path.exists(): return set()
+    if _no_log(path): return set()
     scan = scan_log(path)
     if scan.damaged: raise _damage_error(scan)
     return {r["idx"] for r in scan.rows.values()}
@@ -236,7 +246,7 @@ def done_indices(path):
 def repair_log(path):
     "Move a log's damaged lines (and a cut last line) to <log>.damaged; returns the line numbers moved."
     path = Path(path)
-    if not path.exists(): return []
+    if _no_log(path): return []
     scan = scan_log(path)
     drop = sorted(scan.damaged)
     if not drop and not scan.partial: return []
@@ -289,15 +299,14 @@ def locked(
 def open_log(path, columns):
     "Append to a log (create it with its header), first cutting off a last line left cut by a killed run."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size:
-        scan = scan_log(path)
-        if scan.columns != columns:
-            raise ResultsFileError(f"{path} has the columns {scan.columns}, not this run's {columns}")
-        if scan.partial:
-            text = path.read_text(); path.write_text(text[: text.rfind("\n") + 1])
-    f = open(path, "a", buffering=1)
-    if f.tell() == 0: f.write("\t".join(columns) + "\n")
-    return f
+    if _no_log(path):                                       # new, or killed before its header was written
+        tmp = path.with_name(f".{path.name}.new.tmp")
+        tmp.write_text("\t".join(columns) + "\n"); os.replace(tmp, path)
+    scan = scan_log(path)
+    if scan.columns != columns:
+        raise ResultsFileError(f"{path} has the columns {scan.columns}, not this run's {columns}")
+    if scan.partial: os.truncate(path, path.stat().st_size - len(scan.partial.encode()))   # drop the cut line in place
+    return open(path, "a", buffering=1)
 
 # %% ../nbs/06a_logs.ipynb #54b37054
 def shard_logs(path):

@@ -9,6 +9,7 @@ __all__ = ['FORMAT', 'LOG_FIELDS', 'TrainConfig', 'checkpoint_path', 'atomic_sav
 
 # %% ../nbs/06_train.ipynb #a8723c49
 import csv
+import io
 import hashlib
 import json
 import math
@@ -24,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
-from .core import check_int
+from .core import check_device, check_int
 from .data import dataset_info, get_dataset
 from .logs import resolve
 from .models import ARCHS, DEFAULT_ARCH, build_model
@@ -59,12 +60,19 @@ class TrainConfig:
         self.arch = DEFAULT_ARCH.get(self.dataset) if self.arch is None else self.arch
         if self.arch not in ARCHS: raise ValueError(f"unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}")
         self.sigma = float(check_sigma(self.sigma))
+        if self.sigma * 10 + 1 >= torch.finfo(torch.float32).max:      # images lie in [0, 1]
+            raise ValueError(f"sigma = {self.sigma:g} is too large: the noisy training images would overflow float32")
         for f in ("epochs", "batch_size", "lr_step"): setattr(self, f, check_int(f, getattr(self, f)))
         for f in ("seed", "workers"): setattr(self, f, check_int(f, getattr(self, f), lo=0))
         self.lr = _check_float("lr", self.lr, lambda v: v > 0, "a finite number > 0")
         self.lr_gamma = _check_float("lr_gamma", self.lr_gamma, lambda v: 0 < v <= 1, "in (0, 1]")
         self.momentum = _check_float("momentum", self.momentum, lambda v: 0 <= v < 1, "in [0, 1)")
         self.weight_decay = _check_float("weight_decay", self.weight_decay, lambda v: v >= 0, "a finite number >= 0")
+        info = dataset_info(self.dataset)
+        try:                                                         # shapes only: no weights, no arithmetic
+            with torch.device("meta"): build_model(self.arch, self.dataset)(torch.empty(2, *info.shape))
+        except Exception as e:
+            raise ValueError(f"arch {self.arch!r} does not fit {self.dataset} inputs {info.shape}: {str(e)[:200]}") from None
 
     def identity(self):
         "The fields that change the weights: the recipe without the speed-only ones."
@@ -89,17 +97,18 @@ def atomic_save(obj, path):
     os.replace(tmp, path)
 
 def read_checkpoint(path, device="cpu"):
-    "A checkpoint dict, loaded without executing code, with clear errors for anything else."
+    "A checkpoint dict, loaded without executing code, with clear errors; its 'sha256' is of the bytes loaded."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
+    data = path.read_bytes()                                   # hash and load the same bytes: the model used is the one named
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as e:
         raise ValueError(f"cannot read {path} as a randsmooth checkpoint (corrupted, truncated, or not a "
                          f"weights-only file): {type(e).__name__}: {str(e)[:300]}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a randsmooth checkpoint (expected format {FORMAT!r})")
-    return ckpt
+    return {**ckpt, "sha256": hashlib.sha256(data).hexdigest()}
 
 def load_checkpoint(
     path,               # a file written by `train`
@@ -140,13 +149,13 @@ def load_model(
 ):
     "A trained base classifier in eval mode, and what its checkpoint says: (model, info)."
     model, ckpt = load_checkpoint(path, device=device)
-    info = {k: ckpt.get(k) for k in ("config", "epoch", "history", "metadata")}
-    return model, {**info, "path": str(Path(path).resolve()), "sha256": checkpoint_sha256(path)}
+    info = {k: ckpt.get(k) for k in ("config", "epoch", "history", "metadata", "sha256")}
+    return model, {**info, "path": str(Path(path).resolve())}
 
 def weights_only_copy(path, out):
     "A copy of a finished checkpoint without the optimiser's state (for shipping the model behind a result)."
     ckpt = read_checkpoint(path)
-    atomic_save({k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")}, out)
+    atomic_save({k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler", "sha256")}, out)
     return Path(out)
 
 # %% ../nbs/06_train.ipynb #239166f0
@@ -195,7 +204,8 @@ def train_one_epoch(model, loader, optimizer, sigma, device, noise_gen, progress
         loss = nn.functional.cross_entropy(logits, y)
         if not math.isfinite(loss.item()):
             raise TrainingDiverged(f"the training loss became {loss.item()} at batch {b + 1}: the weights are no longer "
-                                   f"numbers; lower the learning rate (lr = {optimizer.param_groups[0]['lr']:g})")
+                                   f"numbers; lower the learning rate (lr = {optimizer.param_groups[0]['lr']:g}) or the "
+                                   f"noise (sigma = {sigma:g})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -224,7 +234,7 @@ def train(
     metadata=None,        # extra facts to store in the checkpoint (e.g. the git commit)
 ):
     "Train a base classifier with Gaussian data augmentation; returns (model, history)."
-    checkpoint, device = Path(checkpoint), torch.device(device)
+    checkpoint, device = Path(checkpoint), check_device(device)
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.dataset).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -262,6 +272,10 @@ def train(
                             test_loss=round(test_loss, 6), test_acc=round(test_acc, 6),
                             test_acc_noisy=round(test_acc_noisy, 6), seconds=round(time.time() - t0, 3)))
         bar.set_postfix(loss=f"{train_loss:.3f}", test_noisy=f"{test_acc_noisy:.3f}")
+        if not (math.isfinite(test_loss) and all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()
+                                                 if t.is_floating_point())):
+            raise TrainingDiverged(f"epoch {epoch + 1} ended with weights or a test loss that are not finite numbers: "
+                                   f"not saved; lower the learning rate (lr = {lr:g}) or the noise (sigma = {config.sigma:g})")
         atomic_save({"format": FORMAT, "config": asdict(config), "epoch": epoch + 1,
                      "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "history": history,

@@ -88,7 +88,7 @@ def test_damaged_files_are_named_in_one_line(home, tmp_path):
 
 def test_an_unwritable_results_directory_is_one_line(home):
     status, _, err = cli("certify", *home[1][:-3], "--results-dir", "/dev/null/results")
-    assert status == 2 and "Not a directory: /dev/null/results" in err and len(err.strip().splitlines()) == 1
+    assert status == 2 and "cannot write results under /dev/null/results" in err and len(err.strip().splitlines()) == 1
 
 
 def test_help_says_what_each_option_means():
@@ -118,3 +118,19 @@ def test_the_readme_torchrun_commands_reach_randsmooth_intact(command):
 
 def test_the_readme_has_torchrun_commands():
     assert len(readme_torchrun_commands()) >= 2
+
+
+def test_values_are_checked_before_training(tmp_path):
+    "With no model yet, a bad sigma is refused before 90 epochs are trained for nothing."
+    status, _, err = cli("certify", "--dataset", "digits", "--sigma", "1e40", "--noise", "0.5", "--checkpoint-dir",
+                         tmp_path / "ck", "--results-dir", tmp_path / "r", "--no-progress")
+    assert status == 2 and "too large" in err and not (tmp_path / "ck").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args,msg", [(["--device", "gpu"], "is not a torch device"),
+                                      (["--arch", "cifar_resnet20"], "does not fit digits inputs"),
+                                      (["--momentum", "1.5"], "momentum must be in [0, 1)")]
+                         + ([(["--device", "cuda"], "this machine has no CUDA device")] if not torch.cuda.is_available() else []))
+def test_train_says_what_is_wrong_in_one_line(tmp_path, args, msg):
+    status, _, err = cli("train", "--dataset", "digits", "--checkpoint-dir", tmp_path, "--no-progress", *args)
+    assert status == 2 and msg in err and len(err.strip().splitlines()) == 1, err

@@ -122,23 +122,29 @@ def test_a_run_killed_with_sigkill_resumes_with_nothing_lost_or_repeated(tmp_pat
 
 
 def test_two_runs_started_on_one_log(tmp_path, home):
-    "The second stops at once, naming the log and the run that holds it; with --wait it waits, then finds nothing to do."
-    args = [str(BIN / "randsmooth"), "certify", "--dataset", "digits", "--sigma", "0.5", "--n", "10000", "--batch", "1000",
-            "--no-progress"]
+    "A second run stops at once naming the run that holds the log; with --wait it waits, then does what is left."
+    from randsmooth.logs import locked
+    args = [str(BIN / "randsmooth"), "certify", "--dataset", "digits", "--sigma", "0.5", "--n", "1000", "--no-progress"]
     assert subprocess.run([*args, "--max-index", "2"], env=home, capture_output=True, timeout=900).returncode == 0
-    first = subprocess.Popen(args, env=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(600):                                             # until the first run holds its log
-        time.sleep(0.1)
-        holders = list((tmp_path / "results").rglob(".*.holder"))
-        if holders: break
-    assert holders, first.communicate()
-    waiting = subprocess.Popen([*args, "--wait"], env=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    second = subprocess.run(args, env=home, capture_output=True, text=True, timeout=900)
-    assert first.poll() is None                                      # the first was still running all along
-    assert second.returncode == 2 and "is being written by another run (process" in second.stderr, second.stderr
-    assert f"process {first.pid} " in second.stderr
-    assert first.wait(timeout=900) == 0
+    log = next((tmp_path / "results").rglob("*max2-*.tsv")).with_name(
+        "sigma0.5-n0_100-n1000-alpha0.001-skip1-max-1-seed0-test.tsv")           # the whole split's log
+    with locked(log):                                                  # this test process is "the other run"
+        second = subprocess.run(args, env=home, capture_output=True, text=True, timeout=900)
+        assert second.returncode == 2 and f"is being written by another run (process {os.getpid()} " in second.stderr
+        waiting = subprocess.Popen([*args, "--wait"], env=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(5)
+        assert waiting.poll() is None                                 # still waiting for the lock
     out, err = waiting.communicate(timeout=900)
     assert waiting.returncode == 0 and "waiting for the run writing" in err, err[-3000:]
-    (log,) = (tmp_path / "results").rglob("*max-1*.tsv")
-    assert read_log(log)["idx"].tolist() == list(range(300))          # every input once
+    assert read_log(log)["idx"].tolist() == list(range(300))
+
+
+def test_two_runs_at_once_never_write_an_input_twice(tmp_path, home):
+    "Started together, each either stops on the lock or finds the other's work done: every input once."
+    args = [str(BIN / "randsmooth"), "certify", "--dataset", "digits", "--sigma", "0.5", "--n", "1000", "--no-progress"]
+    assert subprocess.run([*args, "--max-index", "2"], env=home, capture_output=True, timeout=900).returncode == 0
+    runs = [subprocess.Popen(args, env=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(r.wait(timeout=900), r.stderr.read()) for r in runs]
+    for code, err in results: assert code == 0 or (code == 2 and "is being written by another run" in err), err
+    (log,) = (tmp_path / "results").rglob("*max-1-*.tsv")
+    assert sorted(read_log(log)["idx"].tolist()) == list(range(300))

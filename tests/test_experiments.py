@@ -1,0 +1,80 @@
+"""The committed results and the models that made them: every MNIST result names a shipped checkpoint by its SHA-256,
+and that checkpoint, certified again here, gives the committed log back."""
+import json
+
+import pytest
+
+from helpers import ROOT
+from randsmooth.experiments import RunParams, run_certify
+from randsmooth.logs import read_json, read_log
+from randsmooth.reproduce import log_path, read_grid, select
+from randsmooth.train import checkpoint_sha256
+
+OURS = select(read_grid(), source="ours", dataset="mnist")
+
+
+@pytest.mark.parametrize("i", range(len(OURS)))
+def test_every_committed_result_names_its_shipped_model(i):
+    row = OURS.iloc[i]
+    log = log_path(row)
+    meta = read_json(log.with_suffix(".json"))
+    shipped = ROOT / "checkpoints" / log.parent.name
+    shipped = shipped.with_name(shipped.name + ".pt")
+    assert shipped.exists(), f"{shipped} is not shipped"
+    assert meta["status"] == "complete" and meta["checkpoint_sha256"] == checkpoint_sha256(shipped)
+    assert len(read_log(log)) == 1000
+
+
+def test_the_shipped_model_gives_the_committed_certificates_back(tmp_path):
+    "Five digits recertified with the shipped sigma = 0.25 model, as the committed run did them."
+    row = select(OURS, kind="certify", sigma=0.25, precision="float32").iloc[0]
+    committed = read_log(log_path(row)).set_index("idx")
+    again = read_log(run_certify(sigma=0.25, n=int(row["n"]), max=5, results_dir=tmp_path, progress=False,
+                                 checkpoint=str(ROOT / "checkpoints" / (log_path(row).parent.name + ".pt"))))
+    for _, r in again.iterrows():
+        c = committed.loc[r["idx"]]
+        assert r["predict"] == c["predict"]
+        # the same noise through the same weights: equal counts on this project's machines; another CPU model may
+        # round a convolution differently and move a draw that lies on a decision boundary
+        assert abs(r["n_a"] - c["n_a"]) <= 10, (r["idx"], r["n_a"], c["n_a"])
+
+
+def test_an_interrupted_default_checkpoint_is_not_used_as_the_model(tmp_path):
+    "Training writes its checkpoint every epoch under the final name; an epoch-2 file is not the 90-epoch model."
+    from randsmooth.experiments import default_checkpoint
+    from randsmooth.train import TrainConfig, train
+    p = RunParams(dataset="digits", sigma=0.5, checkpoint_dir=str(tmp_path), results_dir=str(tmp_path), n=100,
+                  skip=50, progress=False, train_if_missing=False)
+    train(TrainConfig(dataset="digits", sigma=0.5, epochs=2), default_checkpoint(p), progress=False)  # the same recipe, cut short
+    with pytest.raises(ValueError, match="stopped at epoch 2 of 90: its training was interrupted"):
+        run_certify(**{k: getattr(p, k) for k in RunParams.names()})
+    assert not (tmp_path / "certify").exists()
+
+
+def test_a_log_without_its_json_is_not_continued(tmp_path):
+    from randsmooth.train import TrainConfig, train
+    ckpt = tmp_path / "m.pt"
+    train(TrainConfig(dataset="digits", sigma=0.5, epochs=1), ckpt, progress=False)
+    kw = dict(dataset="digits", sigma=0.5, n=100, skip=50, checkpoint=str(ckpt), results_dir=str(tmp_path), progress=False)
+    log = run_certify(**kw)
+    log.with_suffix(".json").unlink()
+    lines = log.read_text().split("\n")
+    log.write_text("\n".join(lines[:3]) + "\n")                       # an interrupted run whose .json is gone
+    with pytest.raises(ValueError, match="has results but no .json beside it"):
+        run_certify(**kw)
+
+
+def test_resuming_keeps_the_first_provenance_and_adds_a_session(tmp_path):
+    from randsmooth.train import TrainConfig, train
+    ckpt = tmp_path / "m.pt"
+    train(TrainConfig(dataset="digits", sigma=0.5, epochs=1), ckpt, progress=False)
+    kw = dict(dataset="digits", sigma=0.5, n=100, skip=50, checkpoint=str(ckpt), results_dir=str(tmp_path), progress=False)
+    log = run_certify(**kw)
+    first = json.loads(log.with_suffix(".json").read_text())
+    log.write_text("\n".join(log.read_text().split("\n")[:3]) + "\n")
+    run_certify(**kw)
+    meta = json.loads(log.with_suffix(".json").read_text())
+    assert meta["started"] == first["started"] and [s["inputs"] for s in meta["sessions"]] == [6, 4]
+    assert meta["status"] == "complete" and len(read_log(log)) == 6
+    run_certify(**kw)                                                   # nothing left: the record is not touched
+    assert json.loads(log.with_suffix(".json").read_text()) == meta
