@@ -57,6 +57,13 @@ READ_TEXT = """() => {
 }"""
 
 
+ALL_TEXT = """() => {
+  const clone = document.body.cloneNode(true);
+  clone.querySelectorAll('pre, code, mjx-container, script, style, .highlight').forEach(e => e.remove());
+  return clone.innerText;
+}"""
+
+
 @pytest.mark.parametrize("chapter", chapters())
 def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -80,6 +87,12 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     page.wait_for_load_state("networkidle")
     text = page.evaluate(READ_TEXT)
     assert "$$" not in text and "\\Phi" not in text and "\\sigma" not in text, "untypeset math left on the page"
+    math_errors = page.evaluate("() => Array.from(document.querySelectorAll('mjx-merror, [data-mjx-error]'))"
+                                ".map(e => e.getAttribute('data-mjx-error') || e.textContent)")
+    assert not math_errors, f"MathJax errors on the page: {math_errors}"
+    everything = page.evaluate(ALL_TEXT)                              # the navigation and the page, code aside
+    for raw in ("\\(", "\\)", "$$", "not allowed", "Undefined control sequence"):
+        assert raw not in everything, f"{raw!r} on the page: math that was not typeset, or a TeX error"
     if chapter in ("index", "01_stats", "02_theory", "03_core"):
         assert page.locator("mjx-container").count() > 5, "no typeset math"
     images = page.evaluate("() => Array.from(document.images).map(i => [i.currentSrc, i.complete, i.naturalWidth])")
@@ -88,7 +101,7 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     assert not errors, f"JavaScript errors: {errors}"
     assert not re.search(r"Traceback \(most recent call last\)", page.inner_text("body")), "an executed cell failed"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{chapter}.png"), full_page=False)
+    page.screenshot(path=str(SHOTS / f"{chapter}.png"), full_page=True)
     page.close()
 
 
