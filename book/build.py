@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build" / "book"
 SRC = BUILD / "src"
 MATHJAX = "mathjax@3.2.2"
-MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "experiments", "analyze", "reproduce", "cli"]
+MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "logs", "experiments", "analyze", "reproduce", "cli"]
 
 
 def strip_nbdev(nb):
@@ -52,8 +52,17 @@ def _comments(obj):
         return {}
 
 
+def _constant(name, obj):
+    "Markdown for one exported constant: its name and value."
+    import pprint
+    value = pprint.pformat(obj, width=88, compact=True)
+    if len(value) > 1500: value = value[:1500] + " ..."
+    return [f"### `{name}`", "", "A constant:", "", f"```python\n{name} = {value}\n```", ""]
+
+
 def _entry(name, obj):
     "Markdown for one exported function or class: signature, docstring, parameters with their comments."
+    if not (inspect.isclass(obj) or callable(obj)): return _constant(name, obj)
     kind = "class" if inspect.isclass(obj) else "function"
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:

@@ -105,6 +105,17 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     page.close()
 
 
+def test_the_api_page_shows_constants_as_constants(book, browser):
+    "ABSTAIN, DATASETS, ... are values, not functions with the docstrings of Python's int and dict."
+    page = browser.new_page()
+    page.goto(f"{book}/api.html")
+    text = page.inner_text("body")
+    page.close()
+    assert "ABSTAIN = -1" in text and "CERTIFY_COLUMNS = [" in text
+    for builtin_doc in ("int([x]) -> integer", "dict() -> new empty dictionary", "function ABSTAIN"):
+        assert builtin_doc not in text, builtin_doc
+
+
 def test_figures_of_the_paper_appear(book, browser):
     "The chapters that regenerate the paper's figures show them as images."
     page = browser.new_page()
