@@ -25,7 +25,7 @@ from .logs import (CERTIFY_COLUMNS, PREDICT_COLUMNS, ResultsFileError, done_indi
                              open_log, provenance, read_json, repair_log, resolve, shard_logs, write_json)
 from .models import DEFAULT_ARCH
 from .stats import check_alpha, check_sigma
-from .train import TrainConfig, checkpoint_path, load_checkpoint, read_checkpoint, train
+from .train import TrainConfig, checkpoint_path, checkpoint_sha256, load_checkpoint, train
 
 # %% ../nbs/07_experiments.ipynb #3cf4b1e1
 def run_train(
@@ -42,7 +42,7 @@ def run_train(
         t0, meta = time.time(), provenance(device)
         train(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
         write_json({"kind": "train", "params": asdict(config), **meta, "wall_seconds": round(time.time() - t0, 3),
-                    "sha256": read_checkpoint(path)["sha256"],
+                    "sha256": checkpoint_sha256(path),
                     "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path
 
@@ -118,27 +118,27 @@ def default_checkpoint(p: RunParams):
 # %% ../nbs/07_experiments.ipynb #f1012600
 def get_model(p: RunParams):
     "The run's base classifier, its checkpoint path and the SHA-256 of the bytes loaded; trains the default recipe if allowed and needed."
-    if p.checkpoint: path = Path(p.checkpoint).expanduser().resolve()          # a path the user typed: from the cwd
-    else:
-        path, recipe = default_checkpoint(p), TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise)
-        epoch = read_checkpoint(path)["epoch"] if path.exists() else 0
-        if epoch < recipe.epochs:                 # missing, or interrupted at an earlier epoch
-            if p.train_if_missing and dataset_info(p.dataset).embedded:
-                print(f"{'no checkpoint' if not epoch else f'the checkpoint stopped at epoch {epoch}'} for "
-                      f"{p.dataset}/{p.arch} at noise {p.noise:g}: training the default recipe first")
-                run_train(p.device, checkpoint_dir=p.checkpoint_dir, progress=p.progress, dataset=p.dataset,
-                          arch=p.arch, sigma=p.noise)
-            elif epoch:
-                raise ValueError(f"{path} stopped at epoch {epoch} of {recipe.epochs}: its training was interrupted. "
-                                 f"Finish it first: randsmooth train --dataset {p.dataset} --arch {p.arch} --sigma {p.noise:g}")
-    if not path.exists():
+    path = Path(p.checkpoint).expanduser().resolve() if p.checkpoint else default_checkpoint(p)  # a typed path: from the cwd
+    load = lambda: load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
+                                   strict=not p.allow_mismatch)
+    model, ckpt = load() if path.exists() else (None, None)
+    epochs = TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise).epochs
+    if not p.checkpoint and (ckpt is None or ckpt["epoch"] < epochs):     # missing, or interrupted at an earlier epoch
+        stopped = "no checkpoint" if ckpt is None else f"the checkpoint stopped at epoch {ckpt['epoch']}"
+        if p.train_if_missing and dataset_info(p.dataset).embedded:
+            print(f"{stopped} for {p.dataset}/{p.arch} at noise {p.noise:g}: training the default recipe first")
+            run_train(p.device, checkpoint_dir=p.checkpoint_dir, progress=p.progress, dataset=p.dataset,
+                      arch=p.arch, sigma=p.noise)
+            model, ckpt = load()
+        elif ckpt is not None:
+            raise ValueError(f"{path} stopped at epoch {ckpt['epoch']} of {epochs}: its training was interrupted. "
+                             f"Finish it first: randsmooth train --dataset {p.dataset} --arch {p.arch} --sigma {p.noise:g}")
+    if ckpt is None:
         raise FileNotFoundError(
             f"no checkpoint at {path}. Train one first:\n  randsmooth train --dataset {p.dataset} --arch {p.arch} "
             f"--sigma {p.noise:g}" + (" --data-root DIR" if not dataset_info(p.dataset).embedded else "")
             + f"\nor: papermill nbs/train.ipynb out.ipynb -p dataset {p.dataset} -p sigma {p.noise:g}"
             + "\nor pass checkpoint= (--checkpoint) pointing at an existing file")
-    model, ckpt = load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
-                                  strict=not p.allow_mismatch)
     return model, path, ckpt["sha256"]
 
 # %% ../nbs/07_experiments.ipynb #d93795d1

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
 from .core import check_device, check_int
@@ -165,9 +165,12 @@ def _epoch_seed(seed, epoch, stream):
 # %% ../nbs/06_train.ipynb #800cf235
 class SeededItems(Dataset):
     "A data set whose item i draws its augmentation from a seed of (seed, epoch, i): the same in any worker process."
-    def __init__(self, data, seed): self.data, self.seed, self.epoch = data, seed, 0
+    def __init__(self, data, seed):
+        self.data, self.seed, self.epoch = data, seed, 0
+        self.random = not isinstance(data, TensorDataset)   # tensors as they are: no transform, nothing to seed
     def __len__(self): return len(self.data)
     def __getitem__(self, i):
+        if not self.random: return self.data[i]
         with torch.random.fork_rng(devices=[]):              # the caller's random stream is left as it was
             torch.random.default_generator.manual_seed(_epoch_seed(self.seed, self.epoch, 3 + int(i)))
             return self.data[i]
