@@ -46,8 +46,9 @@ reproduce: $(STAMP)
 	  ../$(BIN)/papermill -k python3 --no-progress-bar $$nb.ipynb ../out/$$nb.ipynb || exit 1; \
 	  echo "ran nbs/$$nb.ipynb -> out/$$nb.ipynb"; done
 
-# The book: every chapter, in the paper's order, as HTML that needs no network (MathJax served locally).
-# It executes the method and results chapters (minutes on a CPU), never the experiment notebooks.
+# The book: the paper's chapters in its order, then the library, as HTML that needs no network (MathJax served locally).
+# It executes the method and results chapters (minutes on a CPU), and the experiment notebooks with small parameters
+# (book/build.py's EXPERIMENTS: seconds each, their runs kept inside _build/book/).
 book: $(STAMP)
 	$(BIN)/python book/build.py
 	@echo "open _build/book/html/index.html"

@@ -60,16 +60,22 @@ def _constant(name, obj):
     return [f"### `{name}`", "", "A constant:", "", f"```python\n{name} = {value}\n```", ""]
 
 
+def _signature(kind, name, target, width=100):
+    "`function name(a, b=1)`, or one parameter per line when that is wider than the book's code column."
+    try:
+        params = [str(p) for p in inspect.signature(target).parameters.values() if p.name != "self"]
+    except (TypeError, ValueError):
+        return f"{kind} {name}(...)"
+    line = f"{kind} {name}({', '.join(params)})"
+    return line if len(line) <= width else f"{kind} {name}(\n" + "".join(f"    {p},\n" for p in params) + ")"
+
+
 def _entry(name, obj):
     "Markdown for one exported function or class: signature, docstring, parameters with their comments."
     if not (inspect.isclass(obj) or callable(obj)): return _constant(name, obj)
     kind = "class" if inspect.isclass(obj) else "function"
     target = obj.__init__ if inspect.isclass(obj) else obj
-    try:
-        sig = str(inspect.signature(target)).replace("(self, ", "(").replace("(self)", "()")
-    except (TypeError, ValueError):
-        sig = "(...)"
-    out = [f"### `{name}`", "", f"```python\n{kind} {name}{sig}\n```", "", inspect.getdoc(obj) or "", ""]
+    out = [f"### `{name}`", "", f"```python\n{_signature(kind, name, target)}\n```", "", inspect.getdoc(obj) or "", ""]
     params = inspect.signature(target).parameters if callable(target) else {}
     comments = _comments(target)
     rows = [(p, "" if v.default is inspect.Parameter.empty else repr(v.default), comments.get(p, ""))
@@ -124,6 +130,44 @@ def drop_thebe(html_dir):
         page.write_text(THEBE.sub("", page.read_text()))
 
 
+# The experiment notebooks, executed by papermill for the book with these parameters (shown on their pages, in the
+# cell papermill adds under the defaults): the embedded MNIST digits on the CPU, seconds each. Their runs go to
+# _build/book/runs/ (relative paths are the project's), never to results/ or checkpoints/; certify and predict read
+# the shipped sigma = 0.25 model.
+RUNS = BUILD / "runs"
+EXPERIMENTS = {
+    "train": {"epochs": 10, "checkpoint_dir": "_build/book/runs/checkpoints", "progress": False},
+    "certify": {"results_dir": "_build/book/runs/results", "progress": False},
+    "predict": {"results_dir": "_build/book/runs/results", "progress": False},
+}
+
+
+def kernel_env():
+    "The environment for the kernels that execute chapters: a non-inline MPLBACKEND (tests set one) hides every figure."
+    return {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+
+
+def run_experiments():
+    "Execute each experiment notebook in place with papermill (the book does not re-execute them)."
+    papermill = Path(sys.executable).parent / "papermill"
+    if RUNS.exists():
+        shutil.rmtree(RUNS)                           # every build runs them afresh
+    for name, params in EXPERIMENTS.items():
+        nb = SRC / f"{name}.ipynb"
+        args = [a for k, v in params.items() for a in ("-p", k, str(v))]
+        res = subprocess.run([str(papermill), "-k", "python3", "--no-progress-bar", "--cwd", str(SRC), *args,
+                              str(nb), str(nb)], cwd=SRC, text=True, capture_output=True, env=kernel_env())
+        if res.returncode != 0:
+            sys.exit(f"papermill {name}.ipynb failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+        executed = json.loads(nb.read_text())
+        at = next(i for i, c in enumerate(executed["cells"]) if "injected-parameters" in c["metadata"].get("tags", []))
+        executed["cells"].insert(at, {"cell_type": "markdown", "metadata": {}, "source": (
+            "For this book, papermill ran the notebook with the parameters below in place of the defaults above: "
+            "small enough to take seconds on a CPU. Every output on this page comes from that run.")})
+        nb.write_text(json.dumps(executed, indent=1))
+        print(f"executed {name}.ipynb with {params}")
+
+
 def main():
     if SRC.exists():
         shutil.rmtree(SRC)
@@ -135,16 +179,20 @@ def main():
     (SRC / "api.md").write_text(api_page())
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / "book" / f, SRC / f)
+    shutil.copytree(ROOT / "book" / "css", SRC / "_css")
     mathjax(SRC / "_mathjax")
+    run_experiments()
     jb = Path(sys.executable).parent / "jupyter-book"
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}   # a non-inline backend would hide every figure
     res = subprocess.run([str(jb), "build", str(SRC), "--path-output", str(BUILD), "--warningiserror", "--keep-going"],
-                         cwd=SRC, text=True, capture_output=True, env=env)
+                         cwd=SRC, text=True, capture_output=True, env=kernel_env())
     print(res.stdout[-6000:], res.stderr[-6000:], sep="\n")
     html = BUILD / "_build" / "html"
     if res.returncode != 0 or not (html / "index.html").exists():
         sys.exit(f"book build failed (exit {res.returncode})")
     drop_thebe(html)
+    tables = ROOT / "out" / "tables"                 # the Markdown and LaTeX tables the results chapters wrote
+    if tables.exists():
+        shutil.copytree(tables, html / "out" / "tables", dirs_exist_ok=True)
     target = BUILD / "html"
     if target.exists():
         shutil.rmtree(target)

@@ -5,17 +5,19 @@ r"""From certification logs to the paper's tables and figures: approximate certi
 # %% auto #0
 __all__ = ['wrong_certificates_bound', 'certified_accuracy_lower_bound', 'average_certified_radius', 'p_a_lower_of', 'n_a_of',
            'with_radius', 'rebound', 'project_n', 'project_alpha', 'accuracy_table', 'envelope', 'to_markdown',
-           'to_latex', 'plot_certified_accuracy', 'figure8']
+           'to_latex', 'Table', 'plot_certified_accuracy', 'figure8']
 
 # %% ../nbs/09_analyze.ipynb #b7ae2128
+import html
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import binom, norm
 
-from .logs import certified_accuracy, read_log
+from .logs import certified_accuracy, project_dir, read_log
 from .stats import certified_radius, decide, lower_confidence_bound, radius_lecuyer, radius_li
 
 # %% ../nbs/09_analyze.ipynb #0aeb079a
@@ -59,7 +61,8 @@ def n_a_of(df, sigma, n, alpha):
         mid = (lo + hi) // 2
         below = lower_confidence_bound(mid, n, alpha) <= target
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    nearer_hi = np.abs(lower_confidence_bound(hi, n, alpha) - target) < np.abs(lower_confidence_bound(lo, n, alpha) - target)
+    nearer_hi = (np.abs(lower_confidence_bound(hi, n, alpha) - target)
+                 < np.abs(lower_confidence_bound(lo, n, alpha) - target))
     k = np.where(nearer_hi, hi, lo)
     return np.where(df["predict"] >= 0, k, 0)
 
@@ -114,28 +117,84 @@ def envelope(
 
 # %% ../nbs/09_analyze.ipynb #3b1284c7
 def _is_parameter(column):
-    "Columns that hold parameters (sigma, radius, n), printed as numbers, not percentages."
-    return any(w in str(column) for w in ("sigma", "radius")) or str(column) == "n"
+    "Columns that hold parameters or measurements (sigma, radius, n, seconds), printed as numbers, not percentages."
+    name = str(column)
+    return any(w in name for w in ("sigma", "radius", "seconds", "time")) or name == "n"
 
-def _cells(df, percent, digits):
-    "Header and rows of strings: accuracies as percentages, parameters as numbers."
-    cols = [f"{c:g}" if isinstance(c, float) else str(c) for c in df.columns]
+def _number(v, column=""):
+    "A number for readers: sigma and radii with two decimals, counts with thousands separators, others 3 digits."
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)): return str(v)
+    if isinstance(v, (int, np.integer)): return f"{v:,}"
+    if np.isnan(v): return "–"
+    return f"{v:.3g}" if any(w in str(column) for w in ("seconds", "time")) else f"{v:.2f}"
+
+def _cells(df, percent=True, digits=1):
+    "Header and rows of strings: accuracies as percentages with `digits` decimals, radii and sigma with two."
     def fmt(col, v):
-        if not isinstance(v, (float, np.floating)): return str(v)
-        return f"{100 * v:.{digits}f}" if percent and not _is_parameter(col) else f"{v:g}"
-    rows = [[str(i)] + [fmt(c, v) for c, v in zip(df.columns, row)] for i, row in zip(df.index, df.to_numpy(object))]
-    return [str(df.index.name or "")] + cols, rows
+        if percent and isinstance(v, (float, np.floating)) and not _is_parameter(col) and not np.isnan(v):
+            return f"{100 * v:.{digits}f}"
+        return _number(v, col)
+    rows = [[_number(i, df.index.name)] + [fmt(c, v) for c, v in zip(df.columns, row)]
+            for i, row in zip(df.index, df.to_numpy(object))]
+    return [str(df.index.name or "")] + [_number(c) for c in df.columns], rows
 
 def to_markdown(df, percent=True, digits=1):
     "A DataFrame as a GitHub Markdown table (accuracies in percent, sigma and radius columns as numbers)."
     head, rows = _cells(df, percent, digits)
-    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+def _tex(s):
+    "Escape LaTeX's special characters in a cell."
+    return re.sub(r"([%&#_$])", r"\\\1", s)
 
 def to_latex(df, percent=True, digits=1):
     "A DataFrame as a LaTeX tabular with booktabs rules (accuracies in percent)."
     head, rows = _cells(df, percent, digits)
-    lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(head) + r" \\", r"\midrule"]
-    return "\n".join(lines + [" & ".join(r) + r" \\" for r in rows] + [r"\bottomrule", r"\end{tabular}"])
+    lines = [r"\begin{tabular}{l" + "r" * (len(head) - 1) + "}", r"\toprule", " & ".join(map(_tex, head)) + r" \\",
+             r"\midrule"]
+    return "\n".join(lines + [" & ".join(map(_tex, r)) + r" \\" for r in rows] + [r"\bottomrule", r"\end{tabular}"])
+
+class Table:
+    "A results table for readers: an HTML table in a notebook or the book, Markdown and LaTeX files for a paper."
+    def __init__(self,
+        df,            # rows and columns; float column labels are radii
+        caption="",    # shown above the table
+        percent=True,  # accuracies (every column but sigma, radius and n) as percentages
+        digits=1,      # decimals of the percentages
+    ):
+        self.df, self.caption, self.percent, self.digits, self.files = df, caption, percent, digits, []
+
+    def markdown(self): return to_markdown(self.df, self.percent, self.digits)
+    def latex(self): return to_latex(self.df, self.percent, self.digits)
+    def __repr__(self): return (self.caption + "\n\n" if self.caption else "") + self.markdown()
+
+    def save(self,
+        name,          # file name without suffix: writes name.md and name.tex
+        folder=None,   # default: <project>/out/tables
+    ):
+        "Write the table as Markdown and LaTeX files; the HTML table then links to them."
+        folder = Path(folder) if folder is not None else project_dir() / "out" / "tables"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.files = []
+        for suffix, text in ((".md", self.markdown()), (".tex", self.latex())):
+            (folder / f"{name}{suffix}").write_text(text + "\n")
+            self.files.append(folder / f"{name}{suffix}")
+        return self
+
+    def _repr_html_(self):
+        head, rows = _cells(self.df, self.percent, self.digits)
+        e = html.escape
+        caption = " ".join(filter(None, [self.caption, "(accuracies in %)" if self.percent else ""]))
+        out = ['<table class="rs-table">'] + ([f"<caption>{e(caption)}</caption>"] if caption else [])
+        out.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
+        out += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(v)}</td>" for v in r[1:]) + "</tr>" for r in rows]
+        out.append("</tbody></table>")
+        if self.files:
+            links = ", ".join(f'<a href="out/tables/{e(f.name)}">{e(f.name)}</a>' for f in self.files)
+            out.append(f'<p class="rs-table-files">As files: {links} (in <code>out/tables/</code>).</p>')
+        return "\n".join(out)
+
 
 # %% ../nbs/09_analyze.ipynb #e63250d7
 def plot_certified_accuracy(
@@ -153,18 +212,23 @@ def plot_certified_accuracy(
     r = np.linspace(0, top, 400)
     for label, df in dfs.items(): ax.plot(r, certified_accuracy(df, r).values, label=str(label), **kw)
     ax.set(xlabel="radius", ylabel="certified accuracy", ylim=(0, 1), xlim=(0, top), title=title)
-    ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    ax.grid(alpha=0.3); ax.legend(fontsize=9)
     return ax
 
 def figure8(df, sigma, n, alpha, max_radius=1.5):
-    "Figure 8 for one run: left, three bounds; middle, n from 1e3 to 1e7; right, alpha from 1e-2 to 1e-6."
+    "Figure 8 for one run, its three panels stacked: the three bounds; n from 1e3 to 1e7; alpha from 1e-2 to 1e-6."
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    plot_certified_accuracy({"ours (Theorem 1)": rebound(df, sigma, "cohen"), "(Lecuyer et al., 2019)": rebound(df, sigma, "lecuyer"),
-                             "(Li et al., 2018)": rebound(df, sigma, "li")}, axes[0], max_radius, "bounds")
-    plot_certified_accuracy({f"n = {m:,}": project_n(df, sigma, n, alpha, m) for m in (10**3, 10**4, 10**5, 10**6, 10**7)},
-                            axes[1], max_radius, "number of samples (projected)")
-    plot_certified_accuracy({f"{100 * (1 - a):.{max(0, round(-math.log10(a)) - 2)}f}% confidence": project_alpha(df, sigma, n, alpha, a)
-                             for a in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)}, axes[2], max_radius, "confidence level")
+    fig, axes = plt.subplots(3, 1, figsize=(7, 10.5))
+    bounds = {"ours (Theorem 1)": rebound(df, sigma, "cohen"),
+              "(Lecuyer et al., 2019)": rebound(df, sigma, "lecuyer"),
+              "(Li et al., 2018)": rebound(df, sigma, "li")}
+    plot_certified_accuracy(bounds, axes[0], max_radius, "bounds (the paper's left panel)")
+    plot_certified_accuracy({f"n = {m:,}": project_n(df, sigma, n, alpha, m)
+                             for m in (10**3, 10**4, 10**5, 10**6, 10**7)},
+                            axes[1], max_radius, "number of samples, projected (middle panel)")
+    confidence = lambda a: f"{100 * (1 - a):.{max(0, round(-math.log10(a)) - 2)}f}% confidence"
+    plot_certified_accuracy({confidence(a): project_alpha(df, sigma, n, alpha, a)
+                             for a in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)},
+                            axes[2], max_radius, "confidence level (right panel)")
     fig.tight_layout()
     return fig

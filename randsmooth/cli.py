@@ -41,21 +41,24 @@ def _add_fields(parser, cls, skip=()):
         else: parser.add_argument(*flags, type=typ, metavar=f.name.upper(), **kw)
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="randsmooth", description="Randomized smoothing (Cohen et al., 2019): train, certify, predict.")
+    p = argparse.ArgumentParser(prog="randsmooth",
+                                description="Randomized smoothing (Cohen et al., 2019): train, certify, predict.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a base classifier with Gaussian data augmentation")
     _add_fields(t, TrainConfig)
     t.add_argument("--device", default="cpu"); t.add_argument("--data-root", default=None)
     t.add_argument("--checkpoint-dir", default=None)
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    for name, cls, skip, help in (("certify", RunParams, (), "run CERTIFY over a data split and write its log"),
-                                  ("predict", PredictParams, ("n0",), "run PREDICT over a data split and write its log")):
+    for name, cls, skip, help in (
+            ("certify", RunParams, (), "run CERTIFY over a data split and write its log"),
+            ("predict", PredictParams, ("n0",), "run PREDICT over a data split and write its log")):
         s = sub.add_parser(name, help=help)
         _add_fields(s, cls, skip)
         if name == "certify":
             s.add_argument("--radii", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0],
                            help="radii at which to print the certified accuracy")
-    r = sub.add_parser("reproduce", help="run every missing run of ours in grid.tsv (papermill), skipping finished ones")
+    r = sub.add_parser("reproduce",
+                       help="run every missing run of ours in grid.tsv (papermill), skipping finished ones")
     r.add_argument("--dataset", default=None, help="only this data set's runs (default: all of ours)")
     r.add_argument("--device", default="cpu"); r.add_argument("--data-root", default=None)
     r.add_argument("--results-dir", default=None); r.add_argument("--checkpoint-dir", default=None)

@@ -55,8 +55,8 @@ def check_device(device):
     except (RuntimeError, TypeError) as e: raise ValueError(f"device {device!r} is not a torch device: {e}") from None
     if d.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: this machine has no CUDA device (torch.cuda.is_available() is False); "
-                             f"use --device cpu")
+            raise ValueError(f"device {device!r}: this machine has no CUDA device "
+                             f"(torch.cuda.is_available() is False); use --device cpu")
         if d.index is not None and d.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif d.type == "mps" and not torch.backends.mps.is_available():
@@ -70,7 +70,8 @@ def check_inputs(x):
     x = torch.as_tensor(x)
     if not torch.is_floating_point(x): x = x.float()
     if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"x must be a batch of inputs [N, *shape] with N >= 1 (one input: x[None]); got shape {tuple(x.shape)}")
+        raise ValueError(f"x must be a batch of inputs [N, *shape] with N >= 1 (one input: x[None]); "
+                         f"got shape {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError("x contains NaN or infinite values: there is no meaningful certificate for such an input")
     return x
@@ -85,7 +86,8 @@ def warn_if_training(model, stacklevel=3):
     if isinstance(model, nn.Module) and any(m.training for m in model.modules()
             if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd))):
         warnings.warn("the base classifier is in training mode (batch norm / dropout): it is run in eval mode for "
-                      "this call and given back in training mode; call model.eval() to silence this", stacklevel=stacklevel)
+                      "this call and given back in training mode; call model.eval() to silence this",
+                      stacklevel=stacklevel)
 
 @contextmanager
 def eval_mode(model):
@@ -129,7 +131,8 @@ def forward_logits(model, batch, num_classes=None):
         raise ValueError(f"the base classifier must return logits [batch, num_classes]; got "
                          f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}")
     if num_classes is not None and logits.shape[1] != num_classes:
-        raise ValueError(f"the base classifier returns {logits.shape[1]} classes per input, but num_classes={num_classes}")
+        raise ValueError(f"the base classifier returns {logits.shape[1]} classes per input, "
+                         f"but num_classes={num_classes}")
     return logits
 
 # %% ../nbs/03_core.ipynb #4cdb54d1
@@ -147,7 +150,8 @@ def noisy_batches(
     filled = 0
     for i, index in enumerate(indices):
         for block, start in enumerate(range(0, num, NOISE_BLOCK)):
-            eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block, x.device, x.dtype)
+            eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block,
+                              x.device, x.dtype)
             eps.mul_(sigma)                                    # $\varepsilon \sim N(0, \sigma^2 I)$
             done = 0
             while done < len(eps):

@@ -79,8 +79,10 @@ def digits(split="train"):
 # %% ../nbs/04_data.ipynb #be7f679e
 class _BatchUnpickler(pickle.Unpickler):
     "Unpickles only what a CIFAR-10 batch holds: dicts, lists, strings, bytes, numbers and NumPy arrays."
-    ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")} | {
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
+    ALLOWED = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+                      for n in ("_reconstruct", "scalar")} | {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED: return super().find_class(module, name)
@@ -91,8 +93,9 @@ def read_cifar_batch(path):
     try:
         with open(path, "rb") as f: obj = _BatchUnpickler(f, encoding="latin1").load()
     except Exception as e:
-        raise ValueError(f"{path} is not a CIFAR-10 batch ({type(e).__name__}: {e}). A pickle file can run code "
-                         f"when it is loaded, so only dicts, lists, strings, numbers and NumPy arrays are read") from None
+        raise ValueError(f"{path} is not a CIFAR-10 batch ({type(e).__name__}: {e}). "
+                         f"A pickle file can run code when it is loaded, so only dicts, lists, strings, numbers "
+                         f"and NumPy arrays are read") from None
     if not isinstance(obj, dict): raise ValueError(f"{path} is not a CIFAR-10 batch: it holds no dict")
     return obj
 
@@ -105,7 +108,8 @@ class CIFAR10Batches(Dataset):
             x, y = np.asarray(b.get("data")), list(b.get("labels", []))
             if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3072 or len(y) != len(x) or \
                     not all(isinstance(v, (int, np.integer)) and 0 <= v < 10 for v in y):
-                raise ValueError(f"{base / name} is not a CIFAR-10 batch: expected 'data' [N, 3072] uint8 and N labels in 0..9")
+                raise ValueError(f"{base / name} is not a CIFAR-10 batch: "
+                                 f"expected 'data' [N, 3072] uint8 and N labels in 0..9")
             data.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)); self.targets += [int(v) for v in y]
         self.data, self.transform = np.concatenate(data), transform
         self.classes = list(read_cifar_batch(base / "batches.meta").get("label_names", []))
@@ -113,7 +117,8 @@ class CIFAR10Batches(Dataset):
     def __len__(self): return len(self.data)
     def __getitem__(self, i): return self.transform(Image.fromarray(self.data[i])), self.targets[i]
 
-_CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"]
+_CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                "test_batch", "batches.meta"]
 
 def cifar10(
     root,               # directory that holds cifar-10-batches-py/
@@ -126,7 +131,8 @@ def cifar10(
     if missing:
         raise FileNotFoundError(
             f"CIFAR-10 not found: {base} lacks {', '.join(missing)}. Unpack the Python version "
-            f"(cifar-10-python.tar.gz) in {Path(root).expanduser()} so that {base}/data_batch_1 ... test_batch exist.")
+            f"(cifar-10-python.tar.gz) in {Path(root).expanduser()} "
+            f"so that {base}/data_batch_1 ... test_batch exist.")
     if split not in ("train", "test"): raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     augment = split == "train" if augment is None else augment
     tf = T.Compose(([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []) + [T.ToTensor()])

@@ -70,7 +70,7 @@ class RunParams:
     results_dir: str = None        # default: <project>/results
     checkpoint_dir: str = None     # default: <project>/checkpoints
     progress: bool = True          # progress bars
-    precision: str = "float32"     # 'float32', 'bf16' or 'fp16': the base classifier's arithmetic (see randsmooth.fast)
+    precision: str = "float32"  # 'float32', 'bf16' or 'fp16': the base classifier's arithmetic (see randsmooth.fast)
     channels_last: bool = False    # NHWC memory: speed only
     compile: bool = False          # torch.compile the base classifier: speed only
     cuda_graphs: bool = False      # CUDA graphs (CUDA only): speed only
@@ -88,10 +88,12 @@ class RunParams:
         self.alpha = float(check_alpha(self.alpha))
         for k in ("n0", "n", "batch", "skip"): setattr(self, k, check_int(k, getattr(self, k)))
         self.seed = check_int("seed", self.seed, lo=0)
-        if isinstance(self.max, bool) or not isinstance(self.max, (int, np.integer)) or (self.max != -1 and self.max < 1):
+        if isinstance(self.max, bool) or not isinstance(self.max, (int, np.integer)) or \
+                (self.max != -1 and self.max < 1):
             raise ValueError(f"max must be -1 (the whole split) or an index >= 1 (inputs with index < max "
                              f"are taken); got {self.max!r}")
-        if self.split not in ("train", "test"): raise ValueError(f"split must be 'train' or 'test'; got {self.split!r}")
+        if self.split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test'; got {self.split!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}")
         check_device(self.device)
@@ -117,13 +119,15 @@ def default_checkpoint(p: RunParams):
 
 # %% ../nbs/07_experiments.ipynb #f1012600
 def get_model(p: RunParams):
-    "The run's base classifier, its checkpoint path and the SHA-256 of the bytes loaded; trains the default recipe if allowed and needed."
-    path = Path(p.checkpoint).expanduser().resolve() if p.checkpoint else default_checkpoint(p)  # a typed path: from the cwd
+    ("The run's base classifier, its checkpoint path and the SHA-256 of the bytes loaded; "
+     "trains the default recipe if allowed and needed.")
+    # a typed path: from the cwd
+    path = Path(p.checkpoint).expanduser().resolve() if p.checkpoint else default_checkpoint(p)
     load = lambda: load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
                                    strict=not p.allow_mismatch)
     model, ckpt = load() if path.exists() else (None, None)
     epochs = TrainConfig(dataset=p.dataset, arch=p.arch, sigma=p.noise).epochs
-    if not p.checkpoint and (ckpt is None or ckpt["epoch"] < epochs):     # missing, or interrupted at an earlier epoch
+    if not p.checkpoint and (ckpt is None or ckpt["epoch"] < epochs):    # missing, or interrupted at an earlier epoch
         stopped = "no checkpoint" if ckpt is None else f"the checkpoint stopped at epoch {ckpt['epoch']}"
         if p.train_if_missing and dataset_info(p.dataset).embedded:
             print(f"{stopped} for {p.dataset}/{p.arch} at noise {p.noise:g}: training the default recipe first")
@@ -132,7 +136,8 @@ def get_model(p: RunParams):
             model, ckpt = load()
         elif ckpt is not None:
             raise ValueError(f"{path} stopped at epoch {ckpt['epoch']} of {epochs}: its training was interrupted. "
-                             f"Finish it first: randsmooth train --dataset {p.dataset} --arch {p.arch} --sigma {p.noise:g}")
+                             f"Finish it first: randsmooth train --dataset {p.dataset} --arch {p.arch} "
+                             f"--sigma {p.noise:g}")
     if ckpt is None:
         raise FileNotFoundError(
             f"no checkpoint at {path}. Train one first:\n  randsmooth train --dataset {p.dataset} --arch {p.arch} "
@@ -168,7 +173,8 @@ def _barrier():
 
 # %% ../nbs/07_experiments.ipynb #e4cedb80
 def _model_for(p: RunParams, rank, size):
-    "The run's base classifier, accelerated as asked, its checkpoint and SHA-256; process 0 loads (or trains) it first."
+    ("The run's base classifier, accelerated as asked, its checkpoint and SHA-256; "
+     "process 0 loads (or trains) it first.")
     if size > 1 and p.device.startswith("cuda") and ":" not in p.device:
         p.device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"                # one GPU per process
     if size > 1 and rank > 0: _barrier()          # the others wait while process 0 loads (or trains) the model
@@ -182,8 +188,8 @@ def _check_same_run(log, meta, p: RunParams, sha):
     start_again = f"remove {log.name}, its .json and any {log.stem}.rank*.tsv beside it to start again"
     if meta is None:
         if done_indices(log) or shard_logs(log):
-            raise ResultsFileError(f"{log} has results but no .json beside it: nothing says which model and parameters "
-                                   f"wrote them, so they cannot be continued; {start_again}")
+            raise ResultsFileError(f"{log} has results but no .json beside it: nothing says which model and "
+                                   f"parameters wrote them, so they cannot be continued; {start_again}")
         return
     old = meta.get("params")
     if not isinstance(old, dict) or not isinstance(meta.get("checkpoint_sha256", ""), (str, type(None))):
@@ -239,7 +245,8 @@ def _writable(directory):
 
 def _session(p: RunParams, size):
     "What one sitting of a run records: its code, machine, start and speed settings."
-    return {**provenance(p.device), "started": datetime.datetime.now().isoformat(timespec="seconds"), "processes": size,
+    return {**provenance(p.device), "started": datetime.datetime.now().isoformat(timespec="seconds"),
+            "processes": size,
             "speed": {k: getattr(p, k) for k in ("batch", "channels_last", "compile", "cuda_graphs")}}
 
 def _run(kind, p: RunParams):
@@ -260,8 +267,8 @@ def _run(kind, p: RunParams):
                              **_session(p, size)}            # the first sitting's provenance stays on top
             sessions = [*first.get("sessions", []), {**_session(p, size), "inputs": len(todo)}]
             if len({s["git_commit"] for s in sessions}) > 1:
-                print(f"note: {path.name} now holds results made by {len({s['git_commit'] for s in sessions})} commits "
-                      f"(see 'sessions' in its .json)")
+                print(f"note: {path.name} now holds results made by {len({s['git_commit'] for s in sessions})} "
+                      f"commits (see 'sessions' in its .json)")
             meta = {**first, "status": "running", "sessions": sessions}
             write_json(meta, meta_path)
         t_start = time.perf_counter()
@@ -279,7 +286,8 @@ def _run(kind, p: RunParams):
 def _certify_into(kind, p: RunParams, model, data, todo, out):
     "Run CERTIFY or PREDICT on the inputs `todo`, a few at a time, appending their lines to `out`."
     smooth = (lambda x, idx: certify(model, x, p.sigma, p.n0, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)) \
-        if kind == "certify" else (lambda x, idx: predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed, indices=idx))
+        if kind == "certify" else (lambda x, idx: predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed,
+                                                          indices=idx))
     chunk = max(1, (8 * p.batch) // (p.n0 + p.n if kind == "certify" else p.n))   # inputs per call: ~8 batches
     with open_log(out, CERTIFY_COLUMNS if kind == "certify" else PREDICT_COLUMNS) as log, \
          tqdm(total=len(todo), disable=not p.progress, unit="input", desc=f"{kind} sigma={p.sigma:g}") as bar:

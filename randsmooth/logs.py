@@ -29,7 +29,8 @@ import randsmooth
 
 # %% ../nbs/06a_logs.ipynb #ab5150bd
 def project_dir():
-    "Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, else the cwd."
+    ("Where results/ and checkpoints/ live: $RANDSMOOTH_HOME, else the randsmooth project around the cwd, "
+     "else the cwd.")
     if os.environ.get("RANDSMOOTH_HOME"): return Path(os.environ["RANDSMOOTH_HOME"]).expanduser()
     for d in [Path.cwd(), *Path.cwd().parents]:
         p = d / "pyproject.toml"
@@ -79,9 +80,10 @@ def provenance(device):
     return {"git_commit": git_commit(), "package": str(Path(randsmooth.__file__).resolve().parent),
             "device": str(device), "device_name": device_name(device), "cpu": cpu_name(),
             "host": platform.node(), "python": sys.version.split()[0],
-            "versions": {k: str(v) for k, v in {  # plain str: torch's version is a str subclass that weights-only loads refuse
-                "randsmooth": randsmooth.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-                "numpy": np.__version__, "scipy": scipy.__version__}.items()}}
+            "versions": {k: str(v) for k, v in {  # plain str: torch's version is a str subclass that
+                                                  # weights-only loads refuse
+                "randsmooth": randsmooth.__version__, "torch": torch.__version__,
+                "torchvision": torchvision.__version__, "numpy": np.__version__, "scipy": scipy.__version__}.items()}}
 
 # %% ../nbs/06a_logs.ipynb #35b6e35f
 class ResultsFileError(ValueError):
@@ -99,12 +101,14 @@ def read_json(path):
     try:
         obj = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultsFileError(f"{path} is damaged (not JSON: {e}); remove it, or restore it from version control") from None
+        raise ResultsFileError(f"{path} is damaged (not JSON: {e}); "
+                               f"remove it, or restore it from version control") from None
     if not isinstance(obj, dict): raise ResultsFileError(f"{path} is damaged: it holds no JSON object")
     return obj
 
 # %% ../nbs/06a_logs.ipynb #840d924b
-CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time", "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
+CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time",
+                   "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
 FORMATS = {"certify": CERTIFY_COLUMNS, "predict": PREDICT_COLUMNS,           # ours
            "paper certify": CERTIFY_COLUMNS[:6], "paper predict": PREDICT_COLUMNS[:5]}  # the paper's released logs
@@ -224,8 +228,9 @@ def read_log(path):
     scan = scan_log(path)
     if scan.damaged: raise _damage_error(scan)
     if scan.partial:
-        raise ResultsFileError(f"{scan.path}: its last line has no newline ({scan.partial[:40]!r}...): a run was killed "
-                               f"while writing it. Run the same command again to finish the log, or --repair")
+        raise ResultsFileError(f"{scan.path}: its last line has no newline ({scan.partial[:40]!r}...): "
+                               f"a run was killed while writing it. Run the same command again to finish the log, "
+                               f"or --repair")
     df = pd.DataFrame(list(scan.rows.values()), columns=scan.columns)
     return df.astype({c: "int64" for c in scan.columns if _FIELDS[c][0] is _int})
 
@@ -305,7 +310,7 @@ def open_log(path, columns):
     scan = scan_log(path)
     if scan.columns != columns:
         raise ResultsFileError(f"{path} has the columns {scan.columns}, not this run's {columns}")
-    if scan.partial: os.truncate(path, path.stat().st_size - len(scan.partial.encode()))   # drop the cut line in place
+    if scan.partial: os.truncate(path, path.stat().st_size - len(scan.partial.encode()))  # drop the cut line in place
     return open(path, "a", buffering=1)
 
 # %% ../nbs/06a_logs.ipynb #54b37054

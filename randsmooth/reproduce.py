@@ -18,7 +18,8 @@ from .experiments import PredictParams, RunParams, default_checkpoint, results_p
 from .logs import done_indices, project_dir, read_json
 
 # %% ../nbs/10_reproduce.ipynb #cc0a44db
-GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split", "precision"]  # RunParams'
+GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split",
+               "precision"]  # RunParams'
 
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
@@ -88,13 +89,15 @@ def reproduce(
     grid = read_grid() if grid is None else grid
     nbs = project_dir() / "nbs"
     if not (nbs / "certify.ipynb").exists():
-        raise FileNotFoundError(f"reproduce runs the experiment notebooks in {nbs}: run it from a randsmooth checkout")
+        raise FileNotFoundError(f"reproduce runs the experiment notebooks in {nbs}: "
+                                "run it from a randsmooth checkout")
     out = Path(out_dir) if out_dir else project_dir() / "out" / "reproduce"
     out.mkdir(parents=True, exist_ok=True)
     where = dict(device=device, data_root=data_root, checkpoint_dir=checkpoint_dir)
     def run(notebook, name, **params):
+        # The kernel's own log stays at errors: ipykernel warns on every start that it talks over local TCP.
         if not dry_run: pm.execute_notebook(nbs / notebook, out / name, kernel_name="python3", progress_bar=False,
-                                            parameters=params)
+                                            parameters=params, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     actions = []
     for _, row in select(grid, source="ours", dataset=dataset).iterrows():
         path = log_path(row, results_dir, checkpoint_dir)
@@ -103,8 +106,8 @@ def reproduce(
         ckpt, tag = default_checkpoint(run_params(row, checkpoint_dir=checkpoint_dir)), _run_tag(row)
         if not ckpt.exists():
             actions.append(("train", tag, ckpt))
-            run("train.ipynb", f"train-{tag}.ipynb", dataset=row["dataset"], arch=row["arch"], sigma=float(row["noise"]),
-                **where)
+            run("train.ipynb", f"train-{tag}.ipynb", dataset=row["dataset"], arch=row["arch"],
+                sigma=float(row["noise"]), **where)
         actions.append((row["kind"], tag, path))
         p = run_params(row, results_dir=results_dir, **where)
         run(f"{row['kind']}.ipynb", f"{tag}.ipynb", **_notebook_params(p))

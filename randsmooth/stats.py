@@ -212,7 +212,8 @@ def certify_failure_rate(
     alpha,    # CERTIFY's alpha
     n0=None,  # selection samples, for two classes; None: class A is always selected
 ):
-    "Exact P(CERTIFY returns a radius larger than the true one): the estimation bound exceeds p, or the other class is certified."
+    ("Exact P(CERTIFY returns a radius larger than the true one): the estimation bound exceeds p, "
+     "or the other class is certified.")
     k = np.arange(n + 1)
     lcb = lower_confidence_bound(k, n, alpha)              # the bound CERTIFY reports for each n_A
     overstates = binom.pmf(k, n, p)[lcb > p].sum()
@@ -230,7 +231,8 @@ def predict_failure_rate(
     "Exact P(PREDICT answers a class other than 0) over every trinomial outcome of the n draws."
     from scipy.special import gammaln, xlogy
     probs = np.asarray(probs, dtype=float)
-    if probs.shape != (3,) or probs.argmax() != 0: raise ValueError("probs: three probabilities, the first the largest")
+    if probs.shape != (3,) or probs.argmax() != 0:
+        raise ValueError("probs: three probabilities, the first the largest")
     c0, c1 = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
     ok = n - c0 - c1 >= 0
     c = np.stack([c0, c1, np.where(ok, n - c0 - c1, 0)], -1)

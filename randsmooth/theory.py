@@ -25,7 +25,8 @@ class ProjectionClassifier(nn.Module):
         u = torch.as_tensor(direction, dtype=torch.float64).flatten()
         t = torch.as_tensor(thresholds, dtype=torch.float64).flatten()
         labels = torch.as_tensor(labels, dtype=torch.long).flatten()
-        if len(labels) != len(t) + 1: raise ValueError("need one label per interval: len(labels) == len(thresholds) + 1")
+        if len(labels) != len(t) + 1:
+            raise ValueError("need one label per interval: len(labels) == len(thresholds) + 1")
         if len(t) > 1 and not bool((t[1:] > t[:-1]).all()): raise ValueError("thresholds must increase")
         if u.norm() == 0: raise ValueError("direction must be non-zero")
         self.register_buffer("u", u / u.norm())
@@ -67,7 +68,8 @@ def worst_case_classifier(
     u = torch.as_tensor(delta, dtype=torch.float64).flatten()
     u = u / u.norm()
     m = float(torch.as_tensor(x, dtype=torch.float64).flatten() @ u)      # u.x
-    t_a = m + sigma * norm.ppf(p_a)                                       # $\delta^\top(x'-x) \le \sigma\|\delta\|\Phi^{-1}(p_A)$
+    # $\delta^\top(x'-x) \le \sigma\|\delta\|\Phi^{-1}(p_A)$
+    t_a = m + sigma * norm.ppf(p_a)
     if p_b is None: return ProjectionClassifier(u, [t_a], [0, 1], 2)
     if not (0 < p_b <= p_a and p_a + p_b <= 1): raise ValueError("need 0 < p_b <= p_a and p_a + p_b <= 1")
     # the mass between A and B goes to extra classes 2, 3, ..., each holding at most p_b

@@ -33,7 +33,8 @@ from .stats import check_sigma
 
 # %% ../nbs/06_train.ipynb #d8984688
 def _check_float(name, v, ok, what):
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v) or not ok(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or \
+            not math.isfinite(v) or not ok(v):
         raise ValueError(f"{name} must be {what}; got {v!r}")
     return float(v)
 
@@ -72,7 +73,8 @@ class TrainConfig:
         try:                                                         # shapes only: no weights, no arithmetic
             with torch.device("meta"): build_model(self.arch, self.dataset)(torch.empty(2, *info.shape))
         except Exception as e:
-            raise ValueError(f"arch {self.arch!r} does not fit {self.dataset} inputs {info.shape}: {str(e)[:200]}") from None
+            raise ValueError(f"arch {self.arch!r} does not fit {self.dataset} inputs {info.shape}: "
+                             f"{str(e)[:200]}") from None
 
     def identity(self):
         "The fields that change the weights: the recipe without the speed-only ones."
@@ -100,7 +102,7 @@ def read_checkpoint(path, device="cpu"):
     "A checkpoint dict, loaded without executing code, with clear errors; its 'sha256' is of the bytes loaded."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
-    data = path.read_bytes()                                   # hash and load the same bytes: the model used is the one named
+    data = path.read_bytes()  # hash and load the same bytes: the model used is the one named
     try:
         ckpt = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as e:
@@ -206,9 +208,9 @@ def train_one_epoch(model, loader, optimizer, sigma, device, noise_gen, progress
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
         if not math.isfinite(loss.item()):
-            raise TrainingDiverged(f"the training loss became {loss.item()} at batch {b + 1}: the weights are no longer "
-                                   f"numbers; lower the learning rate (lr = {optimizer.param_groups[0]['lr']:g}) or the "
-                                   f"noise (sigma = {sigma:g})")
+            raise TrainingDiverged(f"the training loss became {loss.item()} at batch {b + 1}: "
+                                   f"the weights are no longer numbers; lower the learning rate "
+                                   f"(lr = {optimizer.param_groups[0]['lr']:g}) or the noise (sigma = {sigma:g})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -246,7 +248,8 @@ def train(
     history, start = [], 0
     if resume and checkpoint.exists():
         ckpt = read_checkpoint(checkpoint, device)
-        same = lambda c: {k: v for k, v in c.items() if k not in ("epochs", *TrainConfig.SPEED_ONLY)}  # more epochs may be asked for
+        # more epochs may be asked for
+        same = lambda c: {k: v for k, v in c.items() if k not in ("epochs", *TrainConfig.SPEED_ONLY)}
         if same(ckpt["config"]) != same(asdict(config)):
             raise ValueError(f"{checkpoint} was trained with another configuration:\n  {ckpt['config']}\n"
                              f"not\n  {asdict(config)}\nremove it, or pick another checkpoint path")
@@ -254,7 +257,8 @@ def train(
         history, start = list(ckpt["history"]), ckpt["epoch"]
         if start < config.epochs:
             if "optimizer" not in ckpt:
-                raise ValueError(f"{checkpoint} is a weights-only copy (no optimiser state): it cannot be trained further")
+                raise ValueError(f"{checkpoint} is a weights-only copy (no optimiser state): "
+                                 f"it cannot be trained further")
             optimizer.load_state_dict(ckpt["optimizer"]); scheduler.load_state_dict(ckpt["scheduler"])
     train_set = SeededItems(get_dataset(config.dataset, "train", data_root), config.seed)
     test_loader = DataLoader(get_dataset(config.dataset, "test", data_root), batch_size=config.batch_size,
@@ -271,14 +275,16 @@ def train(
         train_loss, train_acc = train_one_epoch(model, loader, optimizer, config.sigma, device, noise_gen, bar)
         scheduler.step()
         test_acc, test_acc_noisy, test_loss = evaluate(model, test_loader, config.sigma, device, seed=config.seed)
-        history.append(dict(epoch=epoch + 1, lr=lr, train_loss=round(train_loss, 6), train_acc_noisy=round(train_acc, 6),
-                            test_loss=round(test_loss, 6), test_acc=round(test_acc, 6),
-                            test_acc_noisy=round(test_acc_noisy, 6), seconds=round(time.time() - t0, 3)))
+        history.append(dict(epoch=epoch + 1, lr=lr, train_loss=round(train_loss, 6),
+                            train_acc_noisy=round(train_acc, 6), test_loss=round(test_loss, 6),
+                            test_acc=round(test_acc, 6), test_acc_noisy=round(test_acc_noisy, 6),
+                            seconds=round(time.time() - t0, 3)))
         bar.set_postfix(loss=f"{train_loss:.3f}", test_noisy=f"{test_acc_noisy:.3f}")
         if not (math.isfinite(test_loss) and all(bool(torch.isfinite(t).all()) for t in model.state_dict().values()
                                                  if t.is_floating_point())):
-            raise TrainingDiverged(f"epoch {epoch + 1} ended with weights or a test loss that are not finite numbers: "
-                                   f"not saved; lower the learning rate (lr = {lr:g}) or the noise (sigma = {config.sigma:g})")
+            raise TrainingDiverged(f"epoch {epoch + 1} ended with weights or a test loss that are not finite "
+                                   f"numbers: not saved; lower the learning rate (lr = {lr:g}) or the noise "
+                                   f"(sigma = {config.sigma:g})")
         atomic_save({"format": FORMAT, "config": asdict(config), "epoch": epoch + 1,
                      "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "history": history,

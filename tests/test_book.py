@@ -64,6 +64,24 @@ ALL_TEXT = """() => {
 }"""
 
 
+# Code, printed output and display math that scroll sideways: each such box with its overflow and its first line.
+SIDEWAYS = """() => Array.from(document.querySelectorAll('article pre, article mjx-container[display="true"]'))
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => [e.scrollWidth - e.clientWidth, (e.innerText || '').split('\\n')[0].slice(0, 80)])"""
+
+# Figures are PNGs at 100 dpi (8 pt text is 11.1 px in the file): shown at less than 0.81 of their size, it reads
+# under 9 px. Every figure's text is 8 pt or more (tests/test_notebooks.py), so this bounds every label on screen.
+SHRUNK = """() => Array.from(document.querySelectorAll('article img'))
+  .filter(i => i.naturalWidth > 0 && i.clientWidth / i.naturalWidth < 0.81)
+  .map(i => [Math.round(100 * i.clientWidth / i.naturalWidth) / 100, i.currentSrc.split('/').pop().slice(0, 16)])"""
+
+# A Markdown table (a header row and its |---| rule) or a LaTeX tabular printed into a cell's output.
+PRINTED_TABLES = """() => Array.from(document.querySelectorAll('.cell_output pre, .output pre'))
+  .map(e => e.innerText)
+  .filter(t => /^\\|.*\\|\\s*\\n\\|[-:| ]+\\|/m.test(t) || t.includes('\\\\begin{tabular}'))
+  .map(t => t.slice(0, 80))"""
+
+
 @pytest.mark.parametrize("chapter", chapters())
 def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -97,6 +115,13 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
         assert page.locator("mjx-container").count() > 5, "no typeset math"
     images = page.evaluate("() => Array.from(document.images).map(i => [i.currentSrc, i.complete, i.naturalWidth])")
     assert all(ok and w > 0 for _, ok, w in images), [src for src, ok, w in images if not (ok and w > 0)]
+    sideways = page.evaluate(SIDEWAYS)
+    assert not sideways, f"boxes that scroll sideways at 1280 px (overflow in px, first line): {sideways}"
+    shrunk = page.evaluate(SHRUNK)
+    assert not shrunk, f"figures shrunk so far that 8 pt text is under 9 px on screen (scale, image): {shrunk}"
+    printed = page.evaluate(PRINTED_TABLES)
+    assert not printed, f"tables printed as Markdown or LaTeX text instead of HTML tables: {printed}"
+    assert page.locator(".output.stderr, .stderr").count() == 0, "stderr output on the page"
     assert not outside, f"requests leaving the book: {outside}"
     assert not errors, f"JavaScript errors: {errors}"
     assert not re.search(r"Traceback \(most recent call last\)", page.inner_text("body")), "an executed cell failed"
@@ -126,3 +151,59 @@ def test_figures_of_the_paper_appear(book, browser):
     page.close()
     assert all(v >= 1 for v in counts.values()), counts
     assert counts["results_paper"] >= 2 and counts["results_noise"] >= 2
+
+
+def test_the_index_lists_the_chapters_of_the_table_of_contents(book, browser):
+    "The index's chapter list and the sidebar both come from book/_toc.yml: same chapters, same order."
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{book}/index.html")
+    listed = page.evaluate("() => Array.from(document.querySelectorAll('article .toctree-wrapper a.reference.internal'))"
+                           ".map(a => a.getAttribute('href').split('#')[0].replace('.html', ''))")
+    sidebar = page.evaluate("() => Array.from(document.querySelectorAll('.bd-sidebar-primary a.reference.internal'))"
+                            ".map(a => a.getAttribute('href').split('#')[0].replace('.html', ''))")
+    parts = page.evaluate("() => Array.from(document.querySelectorAll('article .toctree-wrapper p.caption'))"
+                          ".map(p => p.innerText.trim())")
+    page.close()
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    test_order = chapters()[1:]
+    assert listed == test_order and [c for c in sidebar if c != "#"][-len(test_order):] == test_order, (listed, sidebar)
+    assert parts == [p["caption"] for p in toc["parts"]]
+    assert parts[-1] == "The library"
+
+
+@pytest.mark.parametrize("chapter, shows", [("train", ["epochs = 10", "test_acc"]),
+                                            ("certify", ["progress = False", "certified accuracy at radius"]),
+                                            ("predict", ["progress = False", "accuracy", "abstained"])])
+def test_experiment_pages_show_the_run_they_describe(book, browser, chapter, shows):
+    "train, certify and predict are executed for the book with small parameters, shown in the cell papermill adds."
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{book}/{chapter}.html")
+    text = page.inner_text("article")
+    code_cells = page.locator("article .cell:has(.cell_input)").count()
+    silent = page.evaluate("() => Array.from(document.querySelectorAll('article .cell:has(.cell_input)'))"
+                           ".filter(c => !c.querySelector('.cell_output'))"
+                           ".map(c => c.querySelector('.cell_input').innerText.split('\\n')[0])")
+    figures = page.locator("article .cell_output img").count()
+    page.close()
+    assert all(s in text for s in shows), [s for s in shows if s not in text]
+    # Only the cells that set parameters or import may be silent; every cell that runs, reads or plots shows output.
+    assert all(line.startswith(("dataset =", "# Parameters", "import", "from")) for line in silent), silent
+    assert code_cells >= 4 and len(silent) < code_cells
+    assert figures >= (0 if chapter == "predict" else 1)
+
+
+def test_tables_link_their_markdown_and_latex_files(book, browser):
+    "The results chapters' tables are HTML tables with their Markdown and LaTeX exports one click away."
+    page = browser.new_page()
+    page.goto(f"{book}/results_paper.html")
+    tables = page.locator("article table.rs-table").count()
+    links = page.evaluate("() => Array.from(document.querySelectorAll('a[href^=\"out/tables/\"]')).map(a => a.href)")
+    responses = [page.request.get(url) for url in links]
+    texts = [(u, r.ok, r.text() if r.ok else "") for u, r in zip(links, responses)]
+    page.close()
+    assert tables >= 6 and len(links) == 2 * 4      # Table 1, CIFAR-10's envelope, Appendix E twice
+    assert all(ok for _, ok, _ in texts), [u for u, ok, _ in texts if not ok]
+    tex = [t for u, _, t in texts if u.endswith(".tex")]
+    assert tex and all(t.startswith("\\begin{tabular}") for t in tex)
+    md = [t for u, _, t in texts if u.endswith(".md")]
+    assert any("| 0.50 |" in t for t in md)

@@ -81,3 +81,27 @@ def test_module_docstrings_link_to_nothing_that_does_not_exist():
     "nbdev writes 'Docs: <url>' into each module from pyproject's Documentation URL; no site hosts these pages."
     for py in (ROOT / "randsmooth").glob("*.py"):
         assert "http" not in (py.read_text().split('"""')[1] if py.read_text().startswith('"""') else ""), py.name
+
+
+def _shown_code(nb):
+    "The code lines the book shows: every code cell but the hidden ones, without nbdev's #| lines."
+    import json
+    for c in json.loads(nb.read_text())["cells"]:
+        lines = "".join(c["source"]).split("\n")
+        if c["cell_type"] == "code" and not any(l.replace(" ", "") == "#|hide" for l in lines):
+            yield from (l for l in lines if not l.startswith("#|"))
+
+
+def test_code_fits_the_books_column():
+    "The book's code column holds 120 characters at 1280 px (tests/test_book.py checks the pages themselves)."
+    long = [(nb.name, len(l), l[:60]) for nb in sorted((ROOT / "nbs").glob("*.ipynb")) for l in _shown_code(nb)
+            if len(l) > 118]
+    assert not long, long
+
+
+def test_figure_text_is_at_least_8_points():
+    "With figures shown at 0.81 of their size or more (tests/test_book.py), 8 pt is at least 9 px on screen."
+    import re
+    small = [(nb.name, m) for nb in sorted((ROOT / "nbs").glob("*.ipynb")) for l in _shown_code(nb)
+             for m in re.findall(r"(?:fontsize|labelsize)\s*=\s*([0-9.]+)", l) if float(m) < 8]
+    assert not small, small
