@@ -52,12 +52,51 @@ def _comments(obj):
         return {}
 
 
-def _constant(name, obj):
-    "Markdown for one exported constant: its name and value."
+def _text(s):
+    "Docstring or comment text for Markdown: <placeholders> are text, not HTML tags."
+    return (s or "").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _comment(module, name):
+    "What the source says of a constant: the comment line above its definition, else the comment on its line."
+    try:
+        lines = inspect.getsource(module).split("\n")
+    except (OSError, TypeError):
+        return ""
+    for i, line in enumerate(lines):
+        if re.match(rf"^(?:[A-Z_0-9]+,\s*)*{re.escape(name)}\b[A-Z_0-9, ]*(?::[^=]*)?=", line):
+            above = lines[i - 1].strip() if i else ""
+            if above.startswith("# ") and not above.startswith("# %%"): return above[2:]   # not nbdev's cell marker
+            m = re.search(r"#\s*(.+)$", line)
+            return m.group(1).strip() if m and not line.rstrip().endswith(("{", "[", "(")) else ""
+    return ""
+
+
+def _value(obj):
+    "A constant's value; functions in it by name (a lambda by its source), never by memory address."
+    def named(v):
+        if not callable(v): return v
+        if getattr(v, "__name__", "") == "<lambda>":
+            try:
+                return _Raw(inspect.getsource(v).strip().split(":", 1)[1].strip().rstrip(","))
+            except (OSError, TypeError, IndexError):
+                return _Raw("lambda")
+        return _Raw(getattr(v, "__qualname__", repr(v)))
+    return {k: named(v) for k, v in obj.items()} if isinstance(obj, dict) else obj
+
+
+class _Raw(str):
+    "A string that pprint shows without quotes."
+    def __repr__(self): return str(self)
+
+
+def _constant(name, obj, module=None):
+    "Markdown for one exported constant: its name, its comment in the source, and its value."
     import pprint
-    value = pprint.pformat(obj, width=88, compact=True)
+    value = pprint.pformat(_value(obj), width=88, compact=True)
     if len(value) > 1500: value = value[:1500] + " ..."
-    return [f"### `{name}`", "", "A constant:", "", f"```python\n{name} = {value}\n```", ""]
+    about = _comment(module, name) if module else ""
+    return [f"### `{name}`", "", _text(about) or "A constant.", "", f"```python\n{name} = {value}\n```", ""]
 
 
 def _signature(kind, name, target, width=100):
@@ -70,25 +109,27 @@ def _signature(kind, name, target, width=100):
     return line if len(line) <= width else f"{kind} {name}(\n" + "".join(f"    {p},\n" for p in params) + ")"
 
 
-def _entry(name, obj):
+def _entry(name, obj, module=None):
     "Markdown for one exported function or class: signature, docstring, parameters with their comments."
-    if not (inspect.isclass(obj) or callable(obj)): return _constant(name, obj)
+    if not (inspect.isclass(obj) or callable(obj)): return _constant(name, obj, module)
     kind = "class" if inspect.isclass(obj) else "function"
     target = obj.__init__ if inspect.isclass(obj) else obj
-    out = [f"### `{name}`", "", f"```python\n{_signature(kind, name, target)}\n```", "", inspect.getdoc(obj) or "", ""]
+    out = [f"### `{name}`", "", f"```python\n{_signature(kind, name, target)}\n```", "", _text(inspect.getdoc(obj)), ""]
     params = inspect.signature(target).parameters if callable(target) else {}
     comments = _comments(target)
     rows = [(p, "" if v.default is inspect.Parameter.empty else repr(v.default), comments.get(p, ""))
             for p, v in params.items() if p != "self"]
     if any(c for _, _, c in rows):
         out += ["| parameter | default | meaning |", "|---|---|---|"]
-        out += [f"| `{p}` | `{d}` | {c} |" if d else f"| `{p}` | | {c} |" for p, d, c in rows]
+        out += [f"| `{p}` | `{d}` | {_text(c)} |" if d else f"| `{p}` | | {_text(c)} |" for p, d, c in rows]
         out.append("")
     if inspect.isclass(obj):
         for m, f in inspect.getmembers(obj, inspect.isfunction):
             if not m.startswith("_") and f.__qualname__.startswith(obj.__name__ + "."):
+                doc = inspect.cleandoc(f.__doc__) if f.__doc__ else ""       # its own, not torch's inherited one
+                if m == "forward" and not doc: continue                      # nn.Module's call: the class says it
                 out += [f"- `{name}.{m}{inspect.signature(f)}`".replace("(self, ", "(").replace("(self)", "()")
-                        + f": {inspect.getdoc(f) or ''}"]
+                        + (f": {_text(doc)}" if doc else "")]
         out.append("")
     return out
 
@@ -100,9 +141,9 @@ def api_page():
              "generated from the package when the book is built.", ""]
     for mod in MODULES:
         m = importlib.import_module(f"randsmooth.{mod}")
-        lines += [f"## `randsmooth.{mod}`", "", (inspect.getdoc(m) or "").split("\n")[0], ""]
+        lines += [f"## `randsmooth.{mod}`", "", _text((inspect.getdoc(m) or "").split("\n")[0]), ""]
         for name in getattr(m, "__all__", []):
-            lines += _entry(name, getattr(m, name))
+            lines += _entry(name, getattr(m, name), m)
     return "\n".join(lines) + "\n"
 
 

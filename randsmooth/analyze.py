@@ -220,8 +220,8 @@ def figure8(df, sigma, n, alpha, max_radius=1.5):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(3, 1, figsize=(7, 10.5))
     bounds = {"ours (Theorem 1)": rebound(df, sigma, "cohen"),
-              "(Lecuyer et al., 2019)": rebound(df, sigma, "lecuyer"),
-              "(Li et al., 2018)": rebound(df, sigma, "li")}
+              "Lecuyer et al. (2019)": rebound(df, sigma, "lecuyer"),
+              "Li et al. (2018)": rebound(df, sigma, "li")}
     plot_certified_accuracy(bounds, axes[0], max_radius, "bounds (the paper's left panel)")
     plot_certified_accuracy({f"n = {m:,}": project_n(df, sigma, n, alpha, m)
                              for m in (10**3, 10**4, 10**5, 10**6, 10**7)},

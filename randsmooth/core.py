@@ -24,7 +24,7 @@ from .stats import binom_pvalue, check_alpha, check_sigma, decide
 # %% ../nbs/03_core.ipynb #6e3ebfc2
 ABSTAIN = -1                         # the class PREDICT and CERTIFY return when they abstain
 NOISE_BLOCK = 256                    # draws per seeded block: part of the noise's definition
-SELECT, ESTIMATE, PREDICT = 0, 1, 2  # phases with independent noise streams
+SELECT, ESTIMATE, PREDICT = 0, 1, 2  # noise phases: CERTIFY's selection and estimation draws, PREDICT's draws
 
 def noise_seed(seed, index, phase, block):
     "The 64-bit seed of one block of noise: a hash of (seed, input index, phase, block)."
@@ -152,11 +152,11 @@ def noisy_batches(
         for block, start in enumerate(range(0, num, NOISE_BLOCK)):
             eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block,
                               x.device, x.dtype)
-            eps.mul_(sigma)                                    # $\varepsilon \sim N(0, \sigma^2 I)$
+            eps.mul_(sigma)                                    # ε ~ N(0, σ² I)
             done = 0
             while done < len(eps):
                 take = min(size - filled, len(eps) - done)
-                torch.add(x[i], eps[done:done + take], out=buf[filled:filled + take])  # $x + \varepsilon$
+                torch.add(x[i], eps[done:done + take], out=buf[filled:filled + take])  # x + ε
                 owner[filled:filled + take] = i
                 filled, done = filled + take, done + take
                 if filled == size:
@@ -229,9 +229,9 @@ def certify(
                                 desc="certify") as bar:
         counts0 = sample_counts(model, x, n0, sigma, batch_size, seed, SELECT, indices, num_classes, bar)
         counts = sample_counts(model, x, n, sigma, batch_size, seed, ESTIMATE, indices, counts0.shape[1], bar)
-    c_hat = counts0.argmax(dim=1)                               # $\hat c_A$: top class of the selection draws
-    n_a = counts.gather(1, c_hat[:, None])[:, 0].cpu().numpy()  # $n_A$ = counts[$\hat c_A$]
-    ok, p_a, radius = decide(n_a, n, alpha, sigma)              # certified where $\underline{p_A} > 1/2$
+    c_hat = counts0.argmax(dim=1)                               # ĉ_A: top class of the selection draws
+    n_a = counts.gather(1, c_hat[:, None])[:, 0].cpu().numpy()  # n_A = counts[ĉ_A]
+    ok, p_a, radius = decide(n_a, n, alpha, sigma)              # certified where p_A's lower bound > 1/2
     return Certificate(prediction=np.where(ok, c_hat.cpu().numpy(), ABSTAIN), radius=radius,
                        p_a_lower=p_a, n_a=n_a, counts0=counts0.cpu().numpy(), counts=counts.cpu().numpy())
 
@@ -264,7 +264,7 @@ def predict(
     with eval_mode(model), tqdm(total=len(x) * n, disable=not progress, unit="draw", unit_scale=True,
                                 desc="predict") as bar:
         counts = sample_counts(model, x, n, sigma, batch_size, seed, PREDICT, indices, num_classes, bar)
-    top = counts.topk(min(2, counts.shape[1]), dim=1)          # $\hat c_A, \hat c_B$ and their counts
+    top = counts.topk(min(2, counts.shape[1]), dim=1)          # ĉ_A, ĉ_B and their counts
     n_a = top.values[:, 0].cpu().numpy()
     n_b = top.values[:, 1].cpu().numpy() if counts.shape[1] > 1 else np.zeros_like(n_a)
     p = np.atleast_1d(binom_pvalue(n_a, n_a + n_b, 0.5))

@@ -28,6 +28,7 @@ class DatasetInfo:
     std: tuple
     embedded: bool          # ships with the package's dependencies (no data directory needed)
 
+# every data set by name: its classes, input shape, and normalising mean and std
 DATASETS = {
     "mnist":    DatasetInfo("mnist", 10, (1, 28, 28), (0.1307,), (0.3081,), True),
     "digits":   DatasetInfo("digits", 10, (1, 8, 8), (0.3054,), (0.3942,), True),

@@ -14,6 +14,7 @@ from torch import nn
 from .core import model_device
 
 # %% ../nbs/03b_fast.ipynb #3b6ffbfd
+# the base classifier's arithmetic: name -> torch dtype (None: float32 as given)
 PRECISIONS = {"float32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class FastModel(nn.Module):

@@ -107,9 +107,12 @@ def read_json(path):
     return obj
 
 # %% ../nbs/06a_logs.ipynb #840d924b
+# a certification log's columns: the paper's six, then the counts and parameters behind each line
 CERTIFY_COLUMNS = ["idx", "label", "predict", "radius", "correct", "time",
                    "p_a_lower", "n_a", "n0", "n", "alpha", "sigma"]
+# a prediction log's columns: the paper's five, then the counts and parameters behind each line
 PREDICT_COLUMNS = ["idx", "label", "predict", "correct", "time", "p_value", "n_a", "n_b", "n", "alpha", "sigma"]
+# the columns of each kind of log: ours, and the paper's released logs
 FORMATS = {"certify": CERTIFY_COLUMNS, "predict": PREDICT_COLUMNS,           # ours
            "paper certify": CERTIFY_COLUMNS[:6], "paper predict": PREDICT_COLUMNS[:5]}  # the paper's released logs
 

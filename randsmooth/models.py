@@ -72,6 +72,7 @@ class SmallCNN(nn.Module):
     def forward(self, x): return self.classifier(self.features(x))
 
 # %% ../nbs/05_models.ipynb #e0cfeb41
+# every architecture by name: a function of the data set's DatasetInfo that builds the model
 ARCHS = {
     "cifar_resnet110": lambda info: CifarResNet(110, info.num_classes),
     "cifar_resnet20": lambda info: CifarResNet(20, info.num_classes),
@@ -79,6 +80,7 @@ ARCHS = {
     "small_cnn": lambda info: SmallCNN(info.num_classes, info.shape[0], info.shape[1]),
 }
 
+# each data set's architecture when none is named: the paper's for CIFAR-10 and ImageNet
 DEFAULT_ARCH = {"mnist": "small_cnn", "digits": "small_cnn", "cifar10": "cifar_resnet110", "imagenet": "resnet50"}
 
 def build_model(

@@ -18,6 +18,7 @@ from .experiments import PredictParams, RunParams, default_checkpoint, results_p
 from .logs import done_indices, project_dir, read_json
 
 # %% ../nbs/10_reproduce.ipynb #cc0a44db
+# the grid's columns that are RunParams fields: together they name one run
 GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split",
                "precision"]  # RunParams'
 

@@ -58,7 +58,7 @@ def lower_confidence_bound(
     k, n = check_counts(k, n)
     alpha = check_alpha(alpha)
     with np.errstate(invalid="ignore"):
-        # $\underline{p}$ = alpha-quantile of Beta(k, n - k + 1); undefined (NaN) at k = 0
+        # the lower bound = alpha-quantile of Beta(k, n - k + 1); undefined (NaN) at k = 0
         lb = beta.ppf(alpha, k, n - k + 1)
     return _out(np.where(k == 0, 0.0, lb))
 
@@ -107,7 +107,7 @@ def certified_radius(
 ):
     "Theorem 1: R = sigma/2 (Phi^-1(p_a) - Phi^-1(p_b)); R <= 0 certifies nothing."
     p_a, sigma = check_prob("p_a", p_a), check_sigma(sigma)
-    if p_b is None: return _out(sigma * norm.ppf(p_a))        # $R = \sigma \Phi^{-1}(\underline{p_A})$
+    if p_b is None: return _out(sigma * norm.ppf(p_a))        # R = σ Φ⁻¹(p_A lower)
     p_b = check_prob("p_b", p_b)
     with np.errstate(invalid="ignore"):
         r = sigma / 2 * (norm.ppf(p_a) - norm.ppf(p_b))
@@ -121,7 +121,7 @@ def decide(
     sigma,   # noise level
 ):
     "CERTIFY's rule: (certified [N] bool, p_A lower bound [N], radius [N], 0 where not certified)."
-    p = np.atleast_1d(lower_confidence_bound(n_a, n, alpha))        # $\underline{p_A}$
+    p = np.atleast_1d(lower_confidence_bound(n_a, n, alpha))        # p_A's lower bound
     ok = p > 0.5                                                    # else ABSTAIN
     return ok, p, np.where(ok, np.atleast_1d(certified_radius(np.where(ok, p, 0.5), sigma)), 0.0)
 
@@ -154,7 +154,7 @@ def radius_lecuyer(
     "Lecuyer et al. (2019)'s certified radius in the paper's notation (Appendix I); 0 if none."
     p_a, sigma, p_b = _pair(p_a, sigma, p_b)
     with np.errstate(divide="ignore", invalid="ignore"):
-        b_max = np.minimum(1.0, 0.5 * np.log(p_a / p_b))      # $\beta \le \min(1, \frac12\ln(p_A/p_B))$
+        b_max = np.minimum(1.0, 0.5 * np.log(p_a / p_b))      # β ≤ min(1, ½ ln(p_A / p_B))
     ok = b_max > 0
     b_max = np.where(ok, b_max, 1.0)
     def r(beta_, expand=False):
@@ -173,15 +173,15 @@ def radius_li(
 ):
     "Li et al. (2018)'s certified radius in the paper's notation (Appendix I); 0 if none."
     p_a, sigma, p_b = _pair(p_a, sigma, p_b)
-    def h(t, expand=False):                                    # $\alpha = 1 + e^t$
+    def h(t, expand=False):                                    # α = 1 + e^t
         pa, pb = (p_a[..., None], p_b[..., None]) if expand else (p_a, p_b)
         a = 1 + np.exp(t)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # log of the power mean $(\frac12 p_A^{1-\alpha} + \frac12 p_B^{1-\alpha})^{1/(1-\alpha)}$
+            # log of the power mean (½ p_A^(1-α) + ½ p_B^(1-α))^(1/(1-α))
             log_m = (np.logaddexp((1 - a) * np.log(pa), (1 - a) * np.log(pb)) - np.log(2)) / (1 - a)
             return -2 / a * np.log(1 - pa - pb + 2 * np.exp(log_m))
     lo = np.full(p_a.shape, -14.0)
-    best = _maximise(h, lo, lo + 22)                           # $\alpha \in (1 + 10^{-6}, 1 + e^{8})$
+    best = _maximise(h, lo, lo + 22)                           # α in (1 + 1e-6, 1 + e^8)
     return _out(np.where(p_a > p_b, sigma * np.sqrt(np.maximum(best, 0)), 0.0))   # p_A <= p_B certifies nothing
 
 # %% ../nbs/01_stats.ipynb #ea07c0ba

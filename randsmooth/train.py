@@ -89,6 +89,7 @@ def checkpoint_path(config: TrainConfig, checkpoint_dir=None):
     return resolve(checkpoint_dir, "checkpoints") / name
 
 # %% ../nbs/06_train.ipynb #a357877b
+# the checkpoint format's name and version, written into every checkpoint
 FORMAT = "randsmooth-checkpoint/1"
 
 def atomic_save(obj, path):
@@ -219,6 +220,7 @@ def train_one_epoch(model, loader, optimizer, sigma, device, noise_gen, progress
     return loss_sum / total, correct / total
 
 # %% ../nbs/06_train.ipynb #623647f7
+# the columns of the per-epoch training log beside each checkpoint
 LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc_noisy", "test_loss", "test_acc", "test_acc_noisy", "seconds"]
 
 def write_history(history, path):
