@@ -39,6 +39,9 @@ def run_train(
     config, device = TrainConfig(**recipe), check_device(device)
     path = checkpoint_path(config, checkpoint_dir)
     with locked(path, wait=True):                 # two runs that need the same model: one trains, the other waits
+        record = path.with_suffix(".json")
+        if path.exists() and record.exists() and read_json(record).get("sha256") == checkpoint_sha256(path):
+            return path                           # finished and recorded: its record (when, where, how long) stays
         t0, meta = time.time(), provenance(device)
         train(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
         write_json({"kind": "train", "params": asdict(config), **meta, "wall_seconds": round(time.time() - t0, 3),

@@ -46,16 +46,17 @@ def resolve(path, default):
 def _git(*args, cwd):
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10).stdout.strip()
 
-def git_commit():
+def git_commit(pkg=None):   # the package directory (default: this randsmooth's)
     "The commit of the randsmooth checkout the package runs from ('+dirty' if its tracked code changed)."
-    pkg = Path(randsmooth.__file__).resolve().parent
+    pkg = Path(pkg or Path(randsmooth.__file__).resolve().parent).resolve()
     try:
         top = _git("rev-parse", "--show-toplevel", cwd=pkg)
         if not top or (Path(top) / "randsmooth").resolve() != pkg:     # an installed copy inside some other repo
             return f"unknown (installed copy of randsmooth {randsmooth.__version__}, not a git checkout)"
         sha = _git("rev-parse", "HEAD", cwd=pkg)
         code = ("randsmooth", "nbs", "pyproject.toml")                # the code, not the results it wrote
-        return sha + ("+dirty" if _git("status", "--porcelain", "--untracked-files=no", "--", *code, cwd=pkg) else "")
+        # the paths are the checkout's: run from its top (from randsmooth/ they would name randsmooth/randsmooth)
+        return sha + ("+dirty" if _git("status", "--porcelain", "--untracked-files=no", "--", *code, cwd=top) else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
 

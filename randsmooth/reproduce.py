@@ -84,8 +84,9 @@ def reproduce(
     out_dir=None,         # executed notebooks (default: <project>/out/reproduce)
     dry_run=False,        # only list what would run
     grid=None,            # a grid DataFrame (default: read_grid())
+    baselines=True,       # also the undefended baselines (randsmooth.baselines) for MNIST, if missing
 ):
-    "Run every missing or incomplete run of ours in the grid with papermill; returns the actions taken."
+    "Run every missing or incomplete run of ours in the grid with papermill, and the baselines; returns the actions."
     import papermill as pm
     grid = read_grid() if grid is None else grid
     nbs = project_dir() / "nbs"
@@ -112,4 +113,12 @@ def reproduce(
         actions.append((row["kind"], tag, path))
         p = run_params(row, results_dir=results_dir, **where)
         run(f"{row['kind']}.ipynb", f"{tag}.ipynb", **_notebook_params(p))
+    if baselines and dataset in (None, "mnist"):
+        from randsmooth.baselines import baselines_complete, baselines_paths, run_baselines
+        where = baselines_paths("mnist", results_dir)["noisy_accuracy"].parent
+        if baselines_complete("mnist", results_dir): actions.append(("done", "baselines", where))
+        else:
+            actions.append(("baselines", "mnist", where))
+            if not dry_run:
+                run_baselines("mnist", device=device, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
     return actions

@@ -29,7 +29,6 @@ from .core import check_device, check_int
 from .data import dataset_info, get_dataset
 from .logs import resolve
 from .models import ARCHS, DEFAULT_ARCH, build_model
-from .stats import check_sigma
 
 # %% ../nbs/06_train.ipynb #d8984688
 def _check_float(name, v, ok, what):
@@ -60,7 +59,8 @@ class TrainConfig:
         dataset_info(self.dataset)
         self.arch = DEFAULT_ARCH.get(self.dataset) if self.arch is None else self.arch
         if self.arch not in ARCHS: raise ValueError(f"unknown arch {self.arch!r}; choose one of {sorted(ARCHS)}")
-        self.sigma = float(check_sigma(self.sigma))
+        # sigma = 0 is standard training without noise: the undefended baseline the paper compares against
+        self.sigma = _check_float("sigma", self.sigma, lambda v: v >= 0, "a finite number >= 0")
         if self.sigma * 10 + 1 >= torch.finfo(torch.float32).max:      # images lie in [0, 1]
             raise ValueError(f"sigma = {self.sigma:g} is too large: the noisy training images would overflow float32")
         for f in ("epochs", "batch_size", "lr_step"): setattr(self, f, check_int(f, getattr(self, f)))
