@@ -101,6 +101,7 @@ def run_baselines(
     "Accuracy under noise of models trained at each noise, and DeepFool radii of the undefended one (noise 0)."
     from randsmooth.experiments import run_train
     device, paths, t0 = check_device(device), baselines_paths(dataset, results_dir), time.time()
+    meta = provenance(device)                     # the code and machine at the start: what ran
     test = get_dataset(dataset, "test")
     n = len(test) if max == -1 else min(check_int("max", max), len(test))
     x = torch.stack([test[i][0] for i in range(n)]).to(device)
@@ -114,7 +115,7 @@ def run_baselines(
         rows = [{"training_noise": noise, "sigma": s, "accuracy": noisy_accuracy(m, x, y, s, copies, seed=0),
                  "inputs": n, "copies": copies} for noise, (m, _) in models.items() for s in sigmas]
         checkpoints = {str(k): {"path": str(c), "sha256": checkpoint_sha256(c)} for k, (_, c) in models.items()}
-        base = {**provenance(device), "dataset": dataset, "checkpoints": checkpoints, "status": "complete"}
+        base = {**meta, "dataset": dataset, "checkpoints": checkpoints, "status": "complete"}
         stamp = lambda: {"wall_seconds": round(time.time() - t0, 3),
                          "finished": datetime.datetime.now().isoformat(timespec="seconds")}
         _write_tsv(pd.DataFrame(rows), paths["noisy_accuracy"],

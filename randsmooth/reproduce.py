@@ -84,7 +84,7 @@ def reproduce(
     out_dir=None,         # executed notebooks (default: <project>/out/reproduce)
     dry_run=False,        # only list what would run
     grid=None,            # a grid DataFrame (default: read_grid())
-    baselines=True,       # also the undefended baselines (randsmooth.baselines) for MNIST, if missing
+    baselines=True,       # also, for MNIST, the undefended baselines and the tightness attack, if missing
 ):
     "Run every missing or incomplete run of ours in the grid with papermill, and the baselines; returns the actions."
     import papermill as pm
@@ -121,4 +121,11 @@ def reproduce(
             actions.append(("baselines", "mnist", where))
             if not dry_run:
                 run_baselines("mnist", device=device, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
+        from randsmooth.attack import run_tightness, tightness_path
+        tight = tightness_path("mnist", 0.25, results_dir)
+        if tight.exists() and tight.with_suffix(".json").exists(): actions.append(("done", "tightness", tight))
+        else:
+            actions.append(("attack", "mnist sigma 0.25", tight))
+            if not dry_run:
+                run_tightness("mnist", 0.25, device=device, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
     return actions
