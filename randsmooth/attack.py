@@ -88,6 +88,7 @@ def run_tightness(
     steps=20, samples=250,                 # the attack's steps and noise draws per step
     predict_n=1_000, predict_alpha=0.01,   # PREDICT's parameters, to judge the attacked points
     seed=0, device="cpu", results_dir=None, checkpoint_dir=None,
+    progress=False,                        # a progress bar if the model must be trained first
 ):
     "Certify, attack each certified input at multiples of its radius, judge with PREDICT; returns the results file."
     import datetime, time
@@ -100,7 +101,9 @@ def run_tightness(
     device, t0 = check_device(device), time.time()
     meta = provenance(device)                     # the code and machine at the start: what ran
     ckpt = default_checkpoint(RunParams(dataset=dataset, sigma=sigma, checkpoint_dir=checkpoint_dir))
-    if not ckpt.exists(): ckpt = run_train(device=device, checkpoint_dir=checkpoint_dir, dataset=dataset, sigma=sigma)
+    if not ckpt.exists():
+        ckpt = run_train(device=device, checkpoint_dir=checkpoint_dir, progress=progress, dataset=dataset,
+                         sigma=sigma)
     model = load_model(ckpt, device=device)[0]
     test = get_dataset(dataset, "test")
     idx = list(range(min(check_int("max", max), len(test))))
