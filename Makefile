@@ -37,8 +37,9 @@ theory: $(STAMP)
 	  echo "ran nbs/$$nb.ipynb -> out/$$nb.ipynb"; done
 
 # Every table and figure for embedded MNIST on the CPU: the runs of grid.tsv that are missing (skipping finished ones),
-# then the results chapters executed into out/ (they only read results files).
-RESULT_NBS := results_mnist results_paper results_noise 09_analyze
+# the undefended baselines and the tightness attack if missing, then the results chapters executed into out/
+# (they only read results files).
+RESULT_NBS := results_mnist results_paper results_noise results_baselines results_attack 09_analyze
 reproduce: $(STAMP)
 	$(BIN)/randsmooth reproduce --dataset mnist
 	mkdir -p out
