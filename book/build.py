@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build" / "book"
 SRC = BUILD / "src"
 MATHJAX = "mathjax@3.2.2"
-MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "logs", "experiments", "analyze", "reproduce", "cli"]
+MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "logs", "experiments", "analyze", "baselines",
+           "attack", "reproduce", "cli"]
 
 
 def strip_nbdev(nb):
@@ -54,7 +55,7 @@ def _comments(obj):
 
 def _text(s):
     "Docstring or comment text for Markdown: <placeholders> are text, not HTML tags."
-    return (s or "").replace("<", "&lt;").replace(">", "&gt;")
+    return (s or "").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")   # | would split a table row
 
 
 def _comment(module, name):
@@ -178,8 +179,8 @@ def drop_thebe(html_dir):
 RUNS = BUILD / "runs"
 EXPERIMENTS = {
     "train": {"epochs": 10, "checkpoint_dir": "_build/book/runs/checkpoints", "progress": False},
-    "certify": {"results_dir": "_build/book/runs/results", "progress": False},
-    "predict": {"results_dir": "_build/book/runs/results", "progress": False},
+    "certify": {"results_dir": "_build/book/runs/results", "progress": False, "train_if_missing": False},
+    "predict": {"results_dir": "_build/book/runs/results", "progress": False, "train_if_missing": False},
 }
 
 

@@ -185,8 +185,10 @@ class Table:
         caption="",    # shown above the table
         percent=True,  # accuracies (every column but sigma, radius and n) as percentages
         digits=1,      # decimals of the percentages
+        unit="accuracies in %",   # what the percentages are, said in the caption
     ):
         self.df, self.caption, self.percent, self.digits, self.files = df, caption, percent, digits, []
+        self.unit = unit
 
     def markdown(self): return to_markdown(self.df, self.percent, self.digits)
     def latex(self): return to_latex(self.df, self.percent, self.digits)
@@ -208,7 +210,7 @@ class Table:
     def _repr_html_(self):
         head, rows = _cells(self.df, self.percent, self.digits)
         e = html.escape
-        caption = " ".join(filter(None, [self.caption, "(accuracies in %)" if self.percent else ""]))
+        caption = " ".join(filter(None, [self.caption, f"({self.unit})" if self.percent else ""]))
         out = ['<table class="rs-table">'] + ([f"<caption>{e(caption)}</caption>"] if caption else [])
         out.append("<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>")
         out += ["<tr><th>" + e(r[0]) + "</th>" + "".join(f"<td>{e(v)}</td>" for v in r[1:]) + "</tr>" for r in rows]

@@ -68,8 +68,10 @@ def attack_smoothed(
                 soft = torch.stack(parts).sum(0) / samples
                 grad = torch.autograd.grad(-torch.log(soft.clamp_min(1e-12)).sum(), delta)[0]
             delta = delta.detach()
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
-            delta = delta + size.view(view) * grad / norm
+            # a confident f has a tiny gradient (1e-16 is common): normalise it whatever its size, never floor it
+            norm = grad.flatten(1).norm(dim=1).view(view)
+            unit = grad / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+            delta = delta + torch.where(norm > 0, size.view(view) * unit, 0)
             length = delta.flatten(1).norm(dim=1).view(view)
             delta = delta * torch.clamp(eps.view(view) / length.clamp_min(1e-12), max=1.0)   # back onto the ball
     return (x + delta).detach()
@@ -95,16 +97,13 @@ def run_tightness(
     import pandas as pd
     from randsmooth.core import certify, predict, check_device
     from randsmooth.data import get_dataset
-    from randsmooth.experiments import RunParams, default_checkpoint, run_train
+    from randsmooth.experiments import RunParams, get_model
     from randsmooth.logs import provenance, resolve, write_json
-    from randsmooth.train import checkpoint_sha256, load_model
     device, t0 = check_device(device), time.time()
     meta = provenance(device)                     # the code and machine at the start: what ran
-    ckpt = default_checkpoint(RunParams(dataset=dataset, sigma=sigma, checkpoint_dir=checkpoint_dir))
-    if not ckpt.exists():
-        ckpt = run_train(device=device, checkpoint_dir=checkpoint_dir, progress=progress, dataset=dataset,
-                         sigma=sigma)
-    model = load_model(ckpt, device=device)[0]
+    # the default recipe's model: trained first if missing or unfinished, and the SHA-256 of the bytes loaded
+    p = RunParams(dataset=dataset, sigma=sigma, checkpoint_dir=checkpoint_dir, device=str(device), progress=progress)
+    model, ckpt, sha = get_model(p)
     test = get_dataset(dataset, "test")
     idx = list(range(min(check_int("max", max), len(test))))
     x = torch.stack([test[i][0] for i in idx]).to(device)
@@ -124,11 +123,12 @@ def run_tightness(
     path = tightness_path(dataset, sigma, results_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    path.with_suffix(".json").unlink(missing_ok=True)     # a table without its record is an unfinished run
     pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False); tmp.replace(path)
     params = dict(dataset=dataset, sigma=sigma, n0=n0, n=n, alpha=alpha, max=max, multiples=list(multiples),
                   steps=steps, samples=samples, predict_n=predict_n, predict_alpha=predict_alpha, seed=seed)
     write_json({"kind": "tightness", "params": params, **meta, "checkpoint": str(ckpt),
-                "sha256": checkpoint_sha256(ckpt), "certified": int(ok.sum()), "inputs": len(idx),
+                "sha256": sha, "certified": int(ok.sum()), "inputs": len(idx),
                 "status": "complete", "wall_seconds": round(time.time() - t0, 3),
                 "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
     return path

@@ -87,7 +87,10 @@ class RunParams:
         dataset_info(self.dataset)
         self.arch = DEFAULT_ARCH[self.dataset] if self.arch is None else self.arch
         self.sigma = float(check_sigma(self.sigma))
-        self.noise = self.sigma if self.noise is None else float(check_sigma(self.noise))
+        if self.noise is None: self.noise = self.sigma
+        elif not (isinstance(self.noise, (int, float)) and 0 <= self.noise < float("inf")):   # 0: no noise
+            raise ValueError(f"noise must be a finite number >= 0 (0: trained without noise); got {self.noise!r}")
+        else: self.noise = float(self.noise)
         self.alpha = float(check_alpha(self.alpha))
         for k in ("n0", "n", "batch", "skip"): setattr(self, k, check_int(k, getattr(self, k)))
         self.seed = check_int("seed", self.seed, lo=0)

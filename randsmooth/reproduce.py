@@ -123,7 +123,9 @@ def reproduce(
                 run_baselines("mnist", device=device, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
         from randsmooth.attack import run_tightness, tightness_path
         tight = tightness_path("mnist", 0.25, results_dir)
-        if tight.exists() and tight.with_suffix(".json").exists(): actions.append(("done", "tightness", tight))
+        done = tight.exists() and tight.with_suffix(".json").exists() and \
+            read_json(tight.with_suffix(".json")).get("status") == "complete"
+        if done: actions.append(("done", "tightness", tight))
         else:
             actions.append(("attack", "mnist sigma 0.25", tight))
             if not dry_run:
