@@ -98,7 +98,7 @@ def run_tightness(
     from randsmooth.core import certify, predict, check_device
     from randsmooth.data import get_dataset
     from randsmooth.experiments import RunParams, get_model
-    from randsmooth.logs import provenance, resolve, write_json
+    from randsmooth.logs import provenance, write_json
     device, t0 = check_device(device), time.time()
     meta = provenance(device)                     # the code and machine at the start: what ran
     # the default recipe's model: trained first if missing or unfinished, and the SHA-256 of the bytes loaded

@@ -9,7 +9,6 @@ __all__ = ['noisy_accuracy', 'deepfool_radius', 'baselines_paths', 'fb_version',
 import datetime
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import torch
 from .core import check_device, check_int, eval_mode
 from .data import get_dataset
 from .logs import locked, provenance, read_json, resolve, write_json
-from .train import checkpoint_sha256, load_model
+from .train import load_model
 
 # %% ../nbs/11_baselines.ipynb #b7c9e089
 def noisy_accuracy(
