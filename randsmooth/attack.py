@@ -52,8 +52,7 @@ def attack_smoothed(
         for _ in range(steps):
             delta.requires_grad_(True)
             grad, done = torch.zeros_like(x), 0
-            soft = torch.zeros(N, device=x.device, dtype=x.dtype)   # smoothadv: sum of softmax_y over draws
-            parts = []
+            parts = []                                              # smoothadv: softmax_y summed per chunk
             while done < samples:
                 k = min(per, samples - done)
                 noise = sigma * torch.randn((N, k) + tuple(x.shape[1:]), generator=g, device=x.device, dtype=x.dtype)
