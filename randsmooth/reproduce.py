@@ -84,7 +84,7 @@ def reproduce(
     out_dir=None,         # executed notebooks (default: <project>/out/reproduce)
     dry_run=False,        # only list what would run
     grid=None,            # a grid DataFrame (default: read_grid())
-    baselines=True,       # also, for MNIST, the undefended baselines and the tightness attack, if missing
+    baselines=True,       # also, for MNIST, the undefended baselines, tightness attack and Wong et al., if missing
 ):
     "Run every missing or incomplete run of ours in the grid with papermill, and the baselines; returns the actions."
     import papermill as pm
@@ -130,4 +130,12 @@ def reproduce(
             actions.append(("attack", "mnist sigma 0.25", tight))
             if not dry_run:
                 run_tightness("mnist", 0.25, device=device, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
+        from randsmooth.wong import WONG_EPSILONS, run_wong, wong_complete, wong_path
+        for eps in WONG_EPSILONS:
+            log = wong_path("mnist", eps, results_dir=results_dir)
+            if wong_complete(log): actions.append(("done", "wong", log)); continue
+            actions.append(("wong", f"mnist eps {eps:g}", log))
+            if not dry_run:
+                run_wong("mnist", epsilons=(eps,), device=device, results_dir=results_dir,
+                         checkpoint_dir=checkpoint_dir)
     return actions
