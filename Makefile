@@ -37,9 +37,10 @@ theory: $(STAMP)
 	  echo "ran nbs/$$nb.ipynb -> out/$$nb.ipynb"; done
 
 # Every table and figure for embedded MNIST on the CPU: the runs of grid.tsv that are missing (skipping finished ones),
-# the undefended baselines and the tightness attack if missing, then the results chapters executed into out/
+# the undefended baselines, the tightness attack and Wong et al. if missing, then the results chapters executed into out/
 # (they only read results files).
-RESULT_NBS := results_mnist results_paper results_noise results_baselines results_attack 09_analyze
+RESULT_NBS := results_mnist results_mismatch results_paper results_noise results_baselines results_wong results_attack \
+  09_analyze
 reproduce: $(STAMP)
 	$(BIN)/randsmooth reproduce --dataset mnist
 	mkdir -p out

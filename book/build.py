@@ -18,7 +18,7 @@ BUILD = ROOT / "_build" / "book"
 SRC = BUILD / "src"
 MATHJAX = "mathjax@3.2.2"
 MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "logs", "experiments", "analyze", "baselines",
-           "attack", "reproduce", "cli"]
+           "wong", "attack", "reproduce", "cli"]
 
 
 def strip_nbdev(nb):

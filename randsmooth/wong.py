@@ -6,7 +6,7 @@
 __all__ = ['WONG_FORMAT', 'WONG_EPSILONS', 'margin_lower_bound', 'wong_radius', 'wong_checkpoint', 'load_wong', 'train_wong',
            'wong_path', 'wong_complete', 'run_wong']
 
-# %% ../nbs/13_wong.ipynb #a169b3fc
+# %% ../nbs/13_wong.ipynb #34ada6ac
 import datetime
 import math
 import time
@@ -22,7 +22,7 @@ from .logs import (CERTIFY_COLUMNS, done_indices, locked, open_log, provenance, 
 from .models import wong_small
 from .train import atomic_save
 
-# %% ../nbs/13_wong.ipynb #239c77fb
+# %% ../nbs/13_wong.ipynb #170a5b02
 def _check(net, x, y):
     "Clear errors for what the bound cannot take."
     if not isinstance(net, nn.Sequential):
@@ -30,6 +30,7 @@ def _check(net, x, y):
                         f"got {type(net).__name__}")
     if x.dim() < 2: raise ValueError(f"x must be a batch [N, *shape]; got shape {tuple(x.shape)}")
     if y.shape != (len(x),): raise ValueError(f"y must be [N] = [{len(x)}] labels; got shape {tuple(y.shape)}")
+    if not isinstance(net[-1], nn.Linear): raise TypeError(f"the network must end with nn.Linear; got {net[-1]}")
     classes = net[-1].out_features
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
         raise ValueError(f"labels must be in 0..{classes - 1}; got {int(y.min())}..{int(y.max())}")
@@ -40,10 +41,13 @@ def margin_lower_bound(
     y,         # labels [N]
     epsilon,   # L2 radius: a float, or one per input [N]
 ):
-    "Per input, a lower bound on min over the L2 ball of radius epsilon of z_y - z_j, the worst j != y (exact dual)."
+    "Per input, a lower bound on min over the L2 ball of radius epsilon of z_y - z_j, the worst j != y (full dual)."
     from convex_adversarial import RobustBounds
     _check(net, x, y)
-    eps = torch.as_tensor(epsilon, dtype=x.dtype, device=x.device).expand(len(x)).clone()
+    eps = torch.as_tensor(epsilon, dtype=x.dtype, device=x.device)
+    if eps.dim() > 1 or (eps.dim() == 1 and len(eps) != len(x)):
+        raise ValueError(f"epsilon must be a number or one per input [{len(x)}]; got shape {tuple(eps.shape)}")
+    eps = eps.expand(len(x)).clone()
     if not bool(torch.isfinite(eps).all()) or bool((eps < 0).any()):
         raise ValueError(f"epsilon must be finite and >= 0; got {epsilon}")
     with torch.no_grad():
@@ -51,7 +55,7 @@ def margin_lower_bound(
     f[torch.arange(len(x)), y] = -math.inf
     return -f.max(1).values
 
-# %% ../nbs/13_wong.ipynb #bdbbbb03
+# %% ../nbs/13_wong.ipynb #ce6a508d
 def wong_radius(
     net,              # nn.Sequential ReLU network: [B, *shape] -> logits [B, C]
     x,                # inputs [N, *shape]
@@ -59,18 +63,20 @@ def wong_radius(
     hi=4.0,           # the largest radius tried
     tol=1e-3,         # the bracket's final width
     max_evals=40,     # bound evaluations per input at most
-    batch_size=25,    # inputs per evaluation (the exact l2 bound carries every input dimension per input)
+    batch_size=25,    # inputs per evaluation (the full l2 bound carries every input dimension per input)
 ):
-    "Largest L2 radius at which Wong et al.'s bound certifies each input: dict of predict, radius, correct, evals."
+    "Largest L2 radius at which Wong et al.'s bound certifies each input: predict, radius, correct, evals, width."
     _check(net, x, y)
     if not (0 < hi < math.inf) or not (0 < tol < hi): raise ValueError(f"need 0 < tol < hi; got tol={tol}, hi={hi}")
-    max_evals, batch_size = check_int("max_evals", max_evals), check_int("batch_size", batch_size)
+    max_evals, batch_size = check_int("max_evals", max_evals, lo=2), check_int("batch_size", batch_size)
+    hi = float(torch.tensor(hi, dtype=x.dtype))                   # the largest radius, as the bound computes it
     with torch.no_grad(): pred = torch.cat([net(x[s:s + 500]).argmax(1) for s in range(0, len(x), 500)])
     radius, evals = torch.zeros(len(x), dtype=torch.float64), torch.zeros(len(x), dtype=torch.long)
+    width = torch.zeros(len(x), dtype=torch.float64)
     for s in range(0, len(x), batch_size):
         xb, yb = x[s:s + batch_size], y[s:s + batch_size]
         k = len(xb)
-        bound = lambda i, e: margin_lower_bound(net, xb[i], yb[i], e).double()
+        bound = lambda i, e: margin_lower_bound(net, xb[i], yb[i], e.to(x.device)).double().cpu()
         lo, up = torch.zeros(k, dtype=torch.float64), torch.full((k,), float(hi), dtype=torch.float64)
         f_lo, f_up = bound(torch.arange(k), lo), bound(torch.arange(k), up)   # f_lo: the margin itself
         n_ev, last = torch.full((k,), 2), torch.zeros(k, dtype=torch.long)  # last end moved: +1 lower, -1 upper
@@ -91,12 +97,12 @@ def wong_radius(
             lo[g], f_lo[g], last[g] = e[good], m[good], 1
             up[b], f_up[b], last[b] = e[~good], m[~good], -1
         ok = (pred[s:s + k].cpu() == yb.cpu()) & (f_lo.cpu() > 0)
-        radius[s:s + k] = torch.where(ok, lo.cpu(), 0.0)
-        evals[s:s + k] = n_ev
+        radius[s:s + k] = torch.where(ok, lo, 0.0)
+        evals[s:s + k], width[s:s + k] = n_ev, torch.where(ok & (f_up <= 0), up - lo, 0.0)
     correct = (pred.cpu() == y.cpu()).long()
-    return {"predict": pred.cpu(), "radius": radius, "correct": correct, "evals": evals}
+    return {"predict": pred.cpu(), "radius": radius, "correct": correct, "evals": evals, "width": width}
 
-# %% ../nbs/13_wong.ipynb #067ee858
+# %% ../nbs/13_wong.ipynb #1019d661
 WONG_FORMAT = "randsmooth-wong-1"
 
 def wong_checkpoint(dataset, epsilon, epochs=8, seed=0, checkpoint_dir=None):
@@ -120,7 +126,7 @@ def load_wong(path, device="cpu"):
     net.load_state_dict(ckpt["state_dict"])
     return net.eval(), {**ckpt, "sha256": hashlib.sha256(data).hexdigest()}
 
-# %% ../nbs/13_wong.ipynb #c423fe45
+# %% ../nbs/13_wong.ipynb #a776a923
 def train_wong(
     dataset="mnist",
     epsilon=1.0,       # the L2 radius trained for
@@ -146,7 +152,11 @@ def train_wong(
     config = dict(dataset=dataset, epsilon=epsilon, epochs=epochs, warmup=warmup, batch_size=batch_size, lr=lr,
                   proj=proj, seed=seed, max_train=max_train)
     with locked(path, wait=True):                  # two runs that need the same network: one trains, one waits
-        if path.exists() and path.with_suffix(".json").exists(): return path
+        if path.exists() and path.with_suffix(".json").exists():
+            made = load_wong(path)[1]["config"]
+            if made != config:
+                raise ValueError(f"{path} was trained with {made}, not {config}: pass another checkpoint_dir")
+            return path
         meta, t0 = provenance(device), time.time()
         train = get_dataset(dataset, "train")
         n = len(train) if max_train == -1 else min(check_int("max_train", max_train), len(train))
@@ -204,7 +214,7 @@ def _ca_version():
     from importlib.metadata import version
     return version("convex-adversarial")
 
-# %% ../nbs/13_wong.ipynb #50fdaed7
+# %% ../nbs/13_wong.ipynb #8db08a41
 # the radii Figure 7's Wong networks are trained for
 WONG_EPSILONS = (0.5, 1.0)
 
@@ -216,6 +226,12 @@ def wong_complete(path):
     "True when a Wong log has its JSON record saying complete."
     meta = Path(path).with_suffix(".json")
     return Path(path).exists() and meta.exists() and read_json(meta).get("status") == "complete"
+
+def _same_params(path, params):
+    "Refuse to reuse or resume a log made with other parameters."
+    made = read_json(Path(path).with_suffix(".json")).get("params")
+    if made != params:
+        raise ValueError(f"{path} was made with {made}, not {params}: pass another results_dir")
 
 def run_wong(
     dataset="mnist",
@@ -237,13 +253,19 @@ def run_wong(
     for epsilon in epsilons:
         path = wong_path(dataset, epsilon, epochs, seed, results_dir)
         logs.append(path)
-        if wong_complete(path): continue
+        params = dict(dataset=dataset, epsilon=epsilon, skip=skip, max=max, epochs=epochs, seed=seed, hi=hi, tol=tol,
+                      train_batch_size=train_batch_size, **train_kw)
+        if wong_complete(path):
+            _same_params(path, params); continue
         ckpt = train_wong(dataset, epsilon, epochs=epochs, seed=seed, batch_size=train_batch_size, device=device,
                           checkpoint_dir=checkpoint_dir, progress=progress, **train_kw)
         net, info = load_wong(ckpt, device)
         with locked(path):
-            meta, t0 = provenance(device), time.time()
-            path.with_suffix(".json").unlink(missing_ok=True)     # a log without its record is unfinished
+            if wong_complete(path):                                # finished by another run while we waited
+                _same_params(path, params); continue
+            meta = provenance(device)
+            if path.with_suffix(".json").exists(): _same_params(path, params)   # resuming: the same run only
+            write_json({"kind": "wong", "params": params, **meta, "status": "running"}, path.with_suffix(".json"))
             done = done_indices(path)
             todo = [i for i in wanted if i not in done]
             bar = None
@@ -259,16 +281,17 @@ def run_wong(
                     r = wong_radius(net, xb, yb, hi=hi, tol=tol, batch_size=batch_size)
                     each = datetime.timedelta(seconds=(time.time() - t) / len(idx))
                     for j, i in enumerate(idx):
-                        log.write(f"{i}\t{int(yb[j])}\t{int(r['predict'][j])}\t{float(r['radius'][j]):.4f}\t"
+                        down = math.floor(float(r["radius"][j]) * 1e4) / 1e4     # rounded down: never more
+                        log.write(f"{i}\t{int(yb[j])}\t{int(r['predict'][j])}\t{down:.4f}\t"
                                   f"{int(r['correct'][j])}\t{each}\n")
                     if bar is not None: bar.update(len(idx))
             if bar is not None: bar.close()
+            from randsmooth.logs import read_log
             train_record = read_json(ckpt.with_suffix(".json"))
-            write_json({"kind": "wong", "params": dict(dataset=dataset, epsilon=epsilon, skip=skip, max=max,
-                                                       epochs=epochs, seed=seed, hi=hi, tol=tol),
-                        **meta, "convex_adversarial": _ca_version(), "checkpoint": str(ckpt),
-                        "sha256": info["sha256"], "train_seconds": train_record["train_seconds"],
-                        "certify_seconds": round(time.time() - t0, 1), "inputs": len(wanted),
+            write_json({"kind": "wong", "params": params, **meta, "convex_adversarial": _ca_version(),
+                        "checkpoint": str(ckpt), "sha256": info["sha256"], "train_config": info["config"],
+                        "train_seconds": train_record["train_seconds"],
+                        "certify_seconds": round(float(read_log(path)["time"].sum()), 1), "inputs": len(wanted),
                         "status": "complete", "finished": datetime.datetime.now().isoformat(timespec="seconds")},
                        path.with_suffix(".json"))
     return logs
