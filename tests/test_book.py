@@ -81,6 +81,11 @@ PRINTED_TABLES = """() => Array.from(document.querySelectorAll('.cell_output pre
   .filter(t => /^\\|.*\\|\\s*\\n\\|[-:| ]+\\|/m.test(t) || t.includes('\\\\begin{tabular}'))
   .map(t => t.slice(0, 80))"""
 
+# A table cell whose text spills over its neighbours (a row label wider than its column, kept on one line).
+SPILLING_CELLS = """() => Array.from(document.querySelectorAll('article table td, article table th'))
+  .filter(c => c.scrollWidth > c.clientWidth + 1)
+  .map(c => c.innerText.slice(0, 60))"""
+
 
 @pytest.mark.parametrize("chapter", chapters())
 def test_chapter_reads_as_a_reader_would(book, browser, chapter):
@@ -119,6 +124,8 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     assert not sideways, f"boxes that scroll sideways at 1280 px (overflow in px, first line): {sideways}"
     shrunk = page.evaluate(SHRUNK)
     assert not shrunk, f"figures shrunk so far that 8 pt text is under 9 px on screen (scale, image): {shrunk}"
+    spilling = page.evaluate(SPILLING_CELLS)
+    assert not spilling, f"table cells whose text spills over their neighbours: {spilling}"
     printed = page.evaluate(PRINTED_TABLES)
     assert not printed, f"tables printed as Markdown or LaTeX text instead of HTML tables: {printed}"
     assert page.locator(".output.stderr, .stderr").count() == 0, "stderr output on the page"
