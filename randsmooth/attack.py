@@ -97,7 +97,7 @@ def run_tightness(
     from randsmooth.core import certify, predict, check_device
     from randsmooth.data import get_dataset
     from randsmooth.experiments import RunParams, get_model
-    from randsmooth.logs import provenance, write_json
+    from randsmooth.logs import provenance, write_table
     device, t0 = check_device(device), time.time()
     meta = provenance(device)                     # the code and machine at the start: what ran
     # the default recipe's model: trained first if missing or unfinished, and the SHA-256 of the bytes loaded
@@ -120,14 +120,10 @@ def run_tightness(
                          "distance": float((adv[j] - x[i]).norm()), "predict": p,
                          "outcome": "abstain" if p == -1 else ("held" if p == int(y[i]) else "fooled")})
     path = tightness_path(dataset, sigma, results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.with_suffix(".json").unlink(missing_ok=True)     # a table without its record is an unfinished run
-    pd.DataFrame(rows).to_csv(tmp, sep="\t", index=False); tmp.replace(path)
     params = dict(dataset=dataset, sigma=sigma, n0=n0, n=n, alpha=alpha, max=max, multiples=list(multiples),
                   steps=steps, samples=samples, predict_n=predict_n, predict_alpha=predict_alpha, seed=seed)
-    write_json({"kind": "tightness", "params": params, **meta, "checkpoint": str(ckpt),
-                "sha256": sha, "certified": int(ok.sum()), "inputs": len(idx),
-                "status": "complete", "wall_seconds": round(time.time() - t0, 3),
-                "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
-    return path
+    return write_table(pd.DataFrame(rows), path, {
+        "kind": "tightness", "params": params, **meta, "checkpoint": str(ckpt), "sha256": sha,
+        "certified": int(ok.sum()), "inputs": len(idx), "status": "complete",
+        "wall_seconds": round(time.time() - t0, 3),
+        "finished": datetime.datetime.now().isoformat(timespec="seconds")})

@@ -16,7 +16,7 @@ import torch
 
 from .core import check_device, check_int, eval_mode
 from .data import get_dataset
-from .logs import locked, provenance, read_json, resolve, write_json
+from .logs import locked, provenance, read_json, resolve, write_table
 from .train import load_model
 
 # %% ../nbs/11_baselines.ipynb #b7c9e089
@@ -83,15 +83,6 @@ def baselines_complete(dataset="mnist", results_dir=None):
                and read_json(p.with_suffix(".json")).get("status") == "complete"
                for p in baselines_paths(dataset, results_dir).values())
 
-def _write_tsv(df, path, record):
-    "A results table and its JSON record, each written atomically; the record last, so it vouches for the table."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.with_suffix(".json").unlink(missing_ok=True)     # a table without its record is an unfinished run
-    df.to_csv(tmp, sep="\t", index=False)
-    tmp.replace(path)
-    write_json(record, path.with_suffix(".json"))
-
 def run_baselines(
     dataset="mnist",
     noises=(0.0, 0.12, 0.25, 0.5, 1.0),  # training noise of the models compared (0: undefended)
@@ -124,9 +115,9 @@ def run_baselines(
         base = {**meta, "dataset": dataset, "checkpoints": checkpoints, "status": "complete"}
         stamp = lambda: {"wall_seconds": round(time.time() - t0, 3),
                          "finished": datetime.datetime.now().isoformat(timespec="seconds")}
-        _write_tsv(pd.DataFrame(rows), paths["noisy_accuracy"],
-                   {"kind": "noisy_accuracy", "params": {"noises": list(noises), "sigmas": list(sigmas),
-                                                         "copies": copies, "max": max}, **base, **stamp()})
+        write_table(pd.DataFrame(rows), paths["noisy_accuracy"],
+                    {"kind": "noisy_accuracy", "params": {"noises": list(noises), "sigmas": list(sigmas),
+                                                          "copies": copies, "max": max}, **base, **stamp()})
         undefended = models[0.0][0] if 0.0 in models else None
         if undefended is not None:
             r = deepfool_radius(undefended, x, y)
@@ -134,7 +125,7 @@ def run_baselines(
             df = pd.DataFrame({"idx": range(n), "label": y.cpu().numpy(), "predict": pred.cpu().numpy(),
                                "radius": r, "correct": (pred == y).int().cpu().numpy()})
             attack = f"foolbox {fb_version()} L2DeepFoolAttack"
-            _write_tsv(df, paths["deepfool"], {"kind": "deepfool", "attack": attack,
-                                               "params": {"steps": 50, "overshoot": 0.02, "max": max},
-                                               **base, **stamp()})
+            write_table(df, paths["deepfool"], {"kind": "deepfool", "attack": attack,
+                                                "params": {"steps": 50, "overshoot": 0.02, "max": max},
+                                                **base, **stamp()})
     return paths

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'FORMATS', 'project_dir', 'resolve', 'git_commit', 'cpu_name', 'device_name',
-           'provenance', 'ResultsFileError', 'write_json', 'read_json', 'parse_line', 'LogScan', 'log_kind', 'scan_log',
-           'read_log', 'done_indices', 'repair_log', 'LogLocked', 'locked', 'open_log', 'shard_logs', 'merge_logs',
-           'certified_accuracy']
+           'provenance', 'ResultsFileError', 'write_json', 'write_table', 'read_json', 'parse_line', 'LogScan',
+           'log_kind', 'scan_log', 'read_log', 'done_indices', 'repair_log', 'LogLocked', 'locked', 'open_log',
+           'shard_logs', 'merge_logs', 'certified_accuracy']
 
 # %% ../nbs/06a_logs.ipynb #718d5ea3
 import datetime
@@ -96,6 +96,17 @@ def write_json(obj, path):
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+def write_table(df, path, record):
+    "A results table (TSV), then its JSON record, each written atomically: a table without a record is unfinished."
+    # the old record goes first: a run killed before the new one is written leaves no stale record behind
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, sep="\t", index=False)
+    os.replace(tmp, path)
+    write_json(record, path.with_suffix(".json"))
+    return path
 
 def read_json(path):
     "A JSON object from a file, with an error naming the file if it is damaged."
