@@ -8,6 +8,8 @@ __all__ = ['WONG_FORMAT', 'WONG_EPSILONS', 'margin_lower_bound', 'wong_radius', 
 
 # %% ../nbs/13_wong.ipynb #34ada6ac
 import datetime
+import hashlib
+import io
 import math
 import time
 from pathlib import Path
@@ -17,8 +19,8 @@ import torch.nn as nn
 
 from .core import check_device, check_int
 from .data import dataset_info, get_dataset
-from .logs import (CERTIFY_COLUMNS, done_indices, locked, open_log, provenance, read_json, resolve,
-                             write_json)
+from .logs import (CERTIFY_COLUMNS, done_indices, locked, open_log, provenance, read_json, read_log,
+                             resolve, write_json)
 from .models import wong_small
 from .train import atomic_save
 
@@ -111,7 +113,6 @@ def wong_checkpoint(dataset, epsilon, epochs=8, seed=0, checkpoint_dir=None):
 
 def load_wong(path, device="cpu"):
     "A network saved by train_wong, in eval mode, and its checkpoint dict with the SHA-256 of the bytes loaded."
-    import hashlib, io
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
     data = path.read_bytes()
@@ -286,7 +287,6 @@ def run_wong(
                                   f"{int(r['correct'][j])}\t{each}\n")
                     if bar is not None: bar.update(len(idx))
             if bar is not None: bar.close()
-            from randsmooth.logs import read_log
             train_record = read_json(ckpt.with_suffix(".json"))
             write_json({"kind": "wong", "params": params, **meta, "convex_adversarial": _ca_version(),
                         "checkpoint": str(ckpt), "sha256": info["sha256"], "train_config": info["config"],
