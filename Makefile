@@ -40,7 +40,7 @@ theory: $(STAMP)
 # the undefended baselines, the tightness attack and Wong et al. if missing, then the results chapters executed into out/
 # (they only read results files).
 RESULT_NBS := results_mnist results_mismatch results_paper results_noise results_baselines results_wong results_attack \
-  09_analyze
+  results_sequential 09_analyze
 reproduce: $(STAMP)
 	$(BIN)/randsmooth reproduce --dataset mnist
 	mkdir -p out

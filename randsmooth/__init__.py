@@ -2,6 +2,7 @@ __version__ = "0.1.0"
 
 from randsmooth.core import ABSTAIN, Certificate, Prediction, Smooth, certify, predict
 from randsmooth.fast import accelerate
+from randsmooth.sequential import certify_sequential
 from randsmooth.stats import (binom_pvalue, certified_radius, lower_confidence_bound, max_certifiable_radius,
                               radius_lecuyer, radius_li, samples_for_radius)
 

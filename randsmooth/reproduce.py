@@ -20,7 +20,7 @@ from .logs import done_indices, project_dir, read_json
 # %% ../nbs/10_reproduce.ipynb #cc0a44db
 # the grid's columns that are RunParams fields: together they name one run
 GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split",
-               "precision"]  # RunParams'
+               "precision", "method", "radii"]  # RunParams'
 
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
@@ -30,13 +30,19 @@ def read_grid(path=None):
     for c in ("n", "skip", "max"): g[c] = g[c].astype(int)
     g["n0"] = pd.to_numeric(g["n0"]).fillna(RunParams.n0).astype(int)
     g["precision"] = g["precision"].replace("", RunParams.precision) if "precision" in g else RunParams.precision
+    g["method"] = g["method"].replace("", RunParams.method) if "method" in g else RunParams.method
+    radii = g["radii"] if "radii" in g else pd.Series("", index=g.index)            # '0.25,0.5' -> [0.25, 0.5]
+    g["radii"] = pd.Series([[float(v) for v in str(r).split(",")] if r != "" else None for r in radii],
+                           index=g.index, dtype=object)
     return g
 
 def run_params(row, **overrides):
     "The RunParams (PredictParams for a predict row) of one of our grid rows."
     plain = lambda v: v.item() if hasattr(v, "item") else v               # NumPy scalars as Python numbers
     cls = PredictParams if row["kind"] == "predict" else RunParams
-    return cls(**{k: plain(row[k]) for k in GRID_FIELDS}, **overrides)
+    given = {k: plain(row[k]) for k in GRID_FIELDS if k in row}
+    missing = [k for k in ("method", "radii") if isinstance(given.get(k), float) and given[k] != given[k]]  # NaN
+    return cls(**{k: v for k, v in given.items() if k not in missing}, **overrides)
 
 def log_path(row, results_dir=None, checkpoint_dir=None):
     "Where a grid row's log is: under data/original-logs for the paper's, under results/ for ours."
@@ -69,12 +75,15 @@ def is_complete(row, results_dir=None, checkpoint_dir=None, data_root=None):
 # %% ../nbs/10_reproduce.ipynb #f877efba
 def _run_tag(row):
     "A grid row's name for its executed notebooks."
+    seq = row.get("method", "certify") == "sequential"
     return (f"{row['kind']}-{row['dataset']}-{row['arch']}-noise{row['noise']:g}-sigma{row['sigma']:g}-n{row['n']}"
-            + ("" if row["precision"] == "float32" else f"-{row['precision']}"))
+            + ("" if row["precision"] == "float32" else f"-{row['precision']}")
+            + (f"-seq-r{'_'.join(f'{r:g}' for r in row['radii'] or [])}" if seq else ""))
 
 def _notebook_params(p: RunParams):
     "A run's parameters as papermill passes them to certify.ipynb / predict.ipynb: every field, plain values."
-    return {k: v for k, v in asdict(p).items() if not (isinstance(p, PredictParams) and k == "n0")}
+    certify_only = ("n0", "method", "radii", "label_known")          # predict.ipynb has none of these
+    return {k: v for k, v in asdict(p).items() if not (isinstance(p, PredictParams) and k in certify_only)}
 
 def reproduce(
     dataset=None,         # only this data set's rows (None: all of ours)

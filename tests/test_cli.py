@@ -83,7 +83,7 @@ def test_damaged_files_are_named_in_one_line(home, tmp_path):
     log.with_suffix(".json").unlink()
     log.write_text("idx\tscore\n0\t0.5\n")
     status, _, err = cli("certify", *opts)
-    assert status == 2 and f"{log} is not a certify or predict log" in err
+    assert status == 2 and f"{log} is not a certify, predict or sequential log" in err
 
 
 def test_an_unwritable_results_directory_is_one_line(home):

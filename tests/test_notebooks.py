@@ -65,8 +65,9 @@ def test_the_parameters_cells_are_the_dataclasses():
     from randsmooth.experiments import PredictParams, RunParams
     from randsmooth.train import TrainConfig
     expected = {
-        "certify.ipynb": ({f.name: f.default for f in fields(RunParams)}, {"radii"}),
-        "predict.ipynb": ({f.name: f.default for f in fields(PredictParams) if f.name != "n0"}, set()),
+        "certify.ipynb": ({f.name: f.default for f in fields(RunParams)}, set()),
+        "predict.ipynb": ({f.name: f.default for f in fields(PredictParams)
+                           if f.name not in ("n0", "method", "radii", "label_known")}, set()),
         "train.ipynb": ({f.name: f.default for f in fields(TrainConfig)}, {"device", "data_root", "checkpoint_dir", "progress"}),
     }
     for name, (want, extra) in expected.items():
