@@ -7,7 +7,7 @@ __all__ = ['PRIOR', 'CACHE_BYTES', 'log_marginal', 'log_likelihood', 'check_prio
            'all_agree_draws', 'range_batches', 'hits_in_range', 'SequentialCertificate', 'check_radii',
            'certify_sequential']
 
-# %% ../nbs/03c_sequential.ipynb #528a314c
+# %% ../nbs/03c_sequential.ipynb #fb49c5cf
 import math
 import warnings
 from dataclasses import dataclass, fields
@@ -22,7 +22,7 @@ from .core import (ABSTAIN, ESTIMATE, NOISE_BLOCK, SELECT, block_noise, check_ca
                              forward_logits, model_device, sample_counts)
 from .stats import lower_confidence_bound
 
-# %% ../nbs/03c_sequential.ipynb #bd8ce265
+# %% ../nbs/03c_sequential.ipynb #c66b6eca
 # The mixing prior pi, as (a, b, weight) of each Beta(a, b) component: half the weight uniform on [0, 1], the other
 # half on Beta(4^k, 1), k = 1..9, whose mass lies within about 4^-k of 1, where a confident input's p is.
 PRIOR = ((1.0, 1.0, 0.5),) + tuple((4.0 ** k, 1.0, 0.5 / 9) for k in range(1, 10))
@@ -37,7 +37,7 @@ def log_likelihood(s, t, p):
     "S ln p + (t - S) ln(1 - p): the same sequence's log-probability when every draw succeeds with probability p."
     return xlogy(s, p) + xlogy(t - s, 1 - p)
 
-# %% ../nbs/03c_sequential.ipynb #29ef88a9
+# %% ../nbs/03c_sequential.ipynb #ab9420d7
 def check_prior(prior):
     "The prior as a tuple of (a, b, weight) with a, b > 0 and weights > 0 summing to 1, else a clear error."
     try: prior = tuple((float(a), float(b), float(w)) for a, b, w in prior)
@@ -70,7 +70,7 @@ def cs_bounds(
     lower, upper = np.where(s > 0, out_lo, 0.0), np.where(s < t, out_hi, 1.0)  # the outside ends: conservative
     return (lower[()], upper[()]) if lower.ndim == 0 else (lower, upper)
 
-# %% ../nbs/03c_sequential.ipynb #b95fb234
+# %% ../nbs/03c_sequential.ipynb #8e605675
 def samples_floor(
     p0,      # the threshold Phi(r / sigma), in (0, 1)
     alpha,   # the test's level
@@ -95,7 +95,7 @@ def all_agree_draws(
     ok = lower[None, :] > np.atleast_1d(p0)[:, None]
     return np.where(ok.any(1), t[ok.argmax(1)], np.inf)
 
-# %% ../nbs/03c_sequential.ipynb #2a7f7d10
+# %% ../nbs/03c_sequential.ipynb #d01fe3cf
 CACHE_BYTES = 2**28   # noise blocks kept between looks, at most: a block read on by the next look is not drawn twice
 
 def range_batches(
@@ -149,7 +149,7 @@ def hits_in_range(
     if bool(bad): raise ValueError("the base classifier returned NaN or infinite logits: its class is undefined")
     return hits
 
-# %% ../nbs/03c_sequential.ipynb #6c10006e
+# %% ../nbs/03c_sequential.ipynb #472e1ee0
 @dataclass
 class SequentialCertificate:
     "certify_sequential's answers for N inputs; `cert[i]` is input i's."
@@ -177,7 +177,7 @@ def check_radii(radius):
     if (np.diff(r) <= 0).any(): raise ValueError(f"the radii must be strictly increasing; got {list(r)}")
     return r
 
-# %% ../nbs/03c_sequential.ipynb #98e866e9
+# %% ../nbs/03c_sequential.ipynb #81643ea5
 def _labels(label, N, num_classes):
     "The labels as a long array [N] in [0, C), with a clear error otherwise."
     y = np.asarray(label.cpu() if isinstance(label, torch.Tensor) else label)
@@ -200,7 +200,7 @@ def _reach(upper, s, t, n_max, futility, end_lower):
         np.minimum(upper, p_hat + futility * np.sqrt(np.maximum(p_hat * (1 - p_hat), 1 / t) / t))
     return end_lower(np.floor(hope * n_max))
 
-# %% ../nbs/03c_sequential.ipynb #fa909ecc
+# %% ../nbs/03c_sequential.ipynb #e2a19c89
 def certify_sequential(
     model,              # base classifier f: [B, *shape] -> logits [B, C], on any device
     x,                  # inputs in pixel space, [N, *shape]; one input: x[None]
