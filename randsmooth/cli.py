@@ -53,7 +53,7 @@ def build_parser():
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     for name, cls, skip, help in (
             ("certify", RunParams, (), "run CERTIFY over a data split and write its log"),
-            ("predict", PredictParams, ("n0", "method", "radii", "label_known"),
+            ("predict", PredictParams, PredictParams.CERTIFY_ONLY,
              "run PREDICT over a data split and write its log")):
         s = sub.add_parser(name, help=help)
         _add_fields(s, cls, skip)

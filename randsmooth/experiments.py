@@ -137,6 +137,7 @@ class RunParams:
 @dataclass
 class PredictParams(RunParams):
     "The parameters of a predict run: RunParams with PREDICT's own default n."
+    CERTIFY_ONLY = ("n0", "method", "radii", "label_known")    # fields a predict run has no use for
     n: int = 100                   # PREDICT's draws per input
 
 # %% ../nbs/07_experiments.ipynb #35da9a2d

@@ -82,8 +82,7 @@ def _run_tag(row):
 
 def _notebook_params(p: RunParams):
     "A run's parameters as papermill passes them to certify.ipynb / predict.ipynb: every field, plain values."
-    certify_only = ("n0", "method", "radii", "label_known")          # predict.ipynb has none of these
-    return {k: v for k, v in asdict(p).items() if not (isinstance(p, PredictParams) and k in certify_only)}
+    return {k: v for k, v in asdict(p).items() if not (isinstance(p, PredictParams) and k in p.CERTIFY_ONLY)}
 
 def reproduce(
     dataset=None,         # only this data set's rows (None: all of ours)

@@ -67,7 +67,7 @@ def test_the_parameters_cells_are_the_dataclasses():
     expected = {
         "certify.ipynb": ({f.name: f.default for f in fields(RunParams)}, set()),
         "predict.ipynb": ({f.name: f.default for f in fields(PredictParams)
-                           if f.name not in ("n0", "method", "radii", "label_known")}, set()),
+                           if f.name not in PredictParams.CERTIFY_ONLY}, set()),
         "train.ipynb": ({f.name: f.default for f in fields(TrainConfig)}, {"device", "data_root", "checkpoint_dir", "progress"}),
     }
     for name, (want, extra) in expected.items():
