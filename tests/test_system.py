@@ -3,6 +3,7 @@ kill -9 and resume, and two runs started on one log at once. Each starts real pr
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
 import subprocess
@@ -132,10 +133,17 @@ def test_two_runs_started_on_one_log(tmp_path, home):
         second = subprocess.run(args, env=home, capture_output=True, text=True, timeout=900)
         assert second.returncode == 2 and f"is being written by another run (process {os.getpid()} " in second.stderr
         waiting = subprocess.Popen([*args, "--wait"], env=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(5)
+        said = []                       # its stderr until it says that it waits: not a fixed sleep, which a slow
+        sel = selectors.DefaultSelector()          # start (torch's import on a loaded machine) would outlast
+        sel.register(waiting.stderr, selectors.EVENT_READ)
+        deadline = time.time() + 600
+        while not any("waiting for the run writing" in l for l in said) and time.time() < deadline:
+            if sel.select(timeout=5): said.append(waiting.stderr.readline())
+            if waiting.poll() is not None: break
+        assert any("waiting for the run writing" in l for l in said), "".join(said)[-3000:]
         assert waiting.poll() is None                                 # still waiting for the lock
     out, err = waiting.communicate(timeout=900)
-    assert waiting.returncode == 0 and "waiting for the run writing" in err, err[-3000:]
+    assert waiting.returncode == 0, err[-3000:]
     assert read_log(log)["idx"].tolist() == list(range(300))
 
 
