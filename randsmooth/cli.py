@@ -28,6 +28,13 @@ def field_help(cls):
         for m in re.finditer(r"^\s+(\w+): \w+ = .*?# (.*)$", text, re.M): found.setdefault(m.group(1), m.group(2))
     return found
 
+def _noise_level(v):
+    "--noise's type: a number, with a pointer to --sampler for a word such as 'sound'."
+    try: return float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number: --noise is the base classifier's training noise; "
+                                         f"the smoothing noise's kind is --sampler gaussian|sound") from None
+
 def _add_fields(parser, cls, skip=()):
     "One option per dataclass field, typed by its annotation, defaulting to its default, helped by its comment."
     helps = field_help(cls)
@@ -40,7 +47,8 @@ def _add_fields(parser, cls, skip=()):
         kw = dict(dest=f.name, default=default, help=helps.get(f.name))
         if typ is bool: parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         elif typ is list: parser.add_argument(*flags, type=float, nargs="+", metavar="R", **kw)    # radii
-        else: parser.add_argument(*flags, type=typ, metavar=f.name.upper(), **kw)
+        else: parser.add_argument(*flags, type=_noise_level if f.name == "noise" else typ, metavar=f.name.upper(),
+                                  **kw)
 
 def build_parser():
     p = argparse.ArgumentParser(prog="randsmooth",

@@ -27,6 +27,7 @@ from .logs import (CERTIFY_COLUMNS, PREDICT_COLUMNS, SEQUENTIAL_COLUMNS, Results
                              write_json)
 from .models import DEFAULT_ARCH
 from .sequential import certify_sequential, check_radii
+from .sound import NOISES, on_grid
 from .stats import check_alpha, check_sigma
 from .train import TrainConfig, checkpoint_path, checkpoint_sha256, load_checkpoint, train
 
@@ -89,6 +90,7 @@ class RunParams:
     method: str = "certify"        # 'certify': the paper's CERTIFY; 'sequential': stops early (n: the most draws)
     radii: list = None             # sequential: the radii it decides (None: 0.25 0.5 0.75 1); where accuracy is shown
     label_known: bool = True       # sequential: test the true label (no selection draws); False: n0 draws choose
+    sampler: str = "gaussian"      # the smoothing noise: 'gaussian' (float, as the paper) or 'sound' (randsmooth.sound)
 
     NOT_IDENTITY = ("device", "batch", "train_if_missing", "allow_mismatch", "data_root", "results_dir",
                     "checkpoint_dir", "progress", "channels_last", "compile", "cuda_graphs", "wait", "repair")
@@ -114,6 +116,9 @@ class RunParams:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}")
         check_device(self.device)
         if self.method not in METHODS: raise ValueError(f"method must be one of {METHODS}; got {self.method!r}")
+        if self.sampler not in NOISES:
+            raise ValueError(f"sampler must be one of {list(NOISES)} (the smoothing noise; --noise is the base "
+                             f"classifier's training noise); got {self.sampler!r}")
         if self.method == "sequential":
             self.radii = [float(r) for r in check_radii(SEQUENTIAL_RADII if self.radii is None else self.radii)]
         elif self.radii is not None:
@@ -132,6 +137,7 @@ class RunParams:
         if self.method == "certify":                      # as before there was a choice: radii only print
             for k in ("method", "radii", "label_known"): del d[k]
         else: d["futility"] = SEQUENTIAL_FUTILITY         # the sequential method's fixed setting
+        if self.sampler == "gaussian": del d["sampler"]    # as before there was a choice
         return d
 
 @dataclass
@@ -188,7 +194,8 @@ def results_path(p: RunParams, kind, checkpoint):
         head = f"seq-r{grid}-" + ("label-" if p.label_known else f"n0_{p.n0}-") + "nmax"
     else: head = (f"n0_{p.n0}-" if kind == "certify" else "") + "n"
     name = (f"sigma{p.sigma:g}-{head}{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}" +
-            ("" if p.precision == "float32" else f"-{p.precision}") + ".tsv")
+            ("" if p.precision == "float32" else f"-{p.precision}") + ("" if p.sampler == "gaussian" else "-sound")
+            + ".tsv")
     return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
 
 # %% ../nbs/07_experiments.ipynb #58262e27
@@ -289,6 +296,7 @@ def _run(kind, p: RunParams):
     rank, size = world()
     data = get_dataset(p.dataset, p.split, p.data_root)      # every check before the first write, training included
     check_noise_fits(data[0][0][None], p.sigma); _writable(resolve(p.results_dir, "results"))
+    if p.sampler == "sound": on_grid(data[0][0])                 # a data set off the 1/255 grid: an error now
     model, ckpt, sha = _model_for(p, rank, size)
     path = results_path(p, kind, ckpt)
     out, meta_path = (path if size == 1 else path.with_name(f"{path.stem}.rank{rank}.tsv")), path.with_suffix(".json")
@@ -324,13 +332,16 @@ def _certify_into(kind, p: RunParams, model, data, todo, out):
     if sequential:          # many inputs per call: they share batches while they run, and leave as they stop
         smooth = lambda x, idx, y: certify_sequential(model, x, p.sigma, p.radii, p.alpha, p.n,
                                                       label=np.array(y) if p.label_known else None, n0=p.n0,
-                                                      batch_size=p.batch, seed=p.seed, indices=idx)
+                                                      batch_size=p.batch, seed=p.seed, indices=idx,
+                                                      noise=p.sampler)
         chunk, columns = max(100, p.batch // 8), SEQUENTIAL_COLUMNS
     elif kind == "certify":
-        smooth = lambda x, idx, y: certify(model, x, p.sigma, p.n0, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)
+        smooth = lambda x, idx, y: certify(model, x, p.sigma, p.n0, p.n, p.alpha, p.batch, seed=p.seed, indices=idx,
+                                           noise=p.sampler)
         chunk, columns = max(1, (8 * p.batch) // (p.n0 + p.n)), CERTIFY_COLUMNS      # inputs per call: ~8 batches
     else:
-        smooth = lambda x, idx, y: predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed, indices=idx)
+        smooth = lambda x, idx, y: predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed, indices=idx,
+                                           noise=p.sampler)
         chunk, columns = max(1, (8 * p.batch) // p.n), PREDICT_COLUMNS
     desc = f"{'sequential' if sequential else kind} sigma={p.sigma:g}"
     with open_log(out, columns) as log, \

@@ -20,7 +20,7 @@ from .logs import done_indices, project_dir, read_json
 # %% ../nbs/10_reproduce.ipynb #cc0a44db
 # the grid's columns that are RunParams fields: together they name one run
 GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split",
-               "precision", "method", "radii"]  # RunParams'
+               "precision", "method", "radii", "sampler"]  # RunParams'
 
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
@@ -31,6 +31,7 @@ def read_grid(path=None):
     g["n0"] = pd.to_numeric(g["n0"]).fillna(RunParams.n0).astype(int)
     g["precision"] = g["precision"].replace("", RunParams.precision) if "precision" in g else RunParams.precision
     g["method"] = g["method"].replace("", RunParams.method) if "method" in g else RunParams.method
+    g["sampler"] = g["sampler"].replace("", RunParams.sampler) if "sampler" in g else RunParams.sampler
     radii = g["radii"] if "radii" in g else pd.Series("", index=g.index)            # '0.25,0.5' -> [0.25, 0.5]
     g["radii"] = pd.Series([[float(v) for v in str(r).split(",")] if r != "" else None for r in radii],
                            index=g.index, dtype=object)
@@ -41,7 +42,7 @@ def run_params(row, **overrides):
     plain = lambda v: v.item() if hasattr(v, "item") else v               # NumPy scalars as Python numbers
     cls = PredictParams if row["kind"] == "predict" else RunParams
     given = {k: plain(row[k]) for k in GRID_FIELDS if k in row}
-    missing = [k for k in ("method", "radii") if isinstance(given.get(k), float) and given[k] != given[k]]  # NaN
+    missing = [k for k in ("method", "radii", "sampler") if isinstance(given.get(k), float) and given[k] != given[k]]  # NaN
     return cls(**{k: v for k, v in given.items() if k not in missing}, **overrides)
 
 def log_path(row, results_dir=None, checkpoint_dir=None):
@@ -78,7 +79,8 @@ def _run_tag(row):
     seq = row.get("method", "certify") == "sequential"
     return (f"{row['kind']}-{row['dataset']}-{row['arch']}-noise{row['noise']:g}-sigma{row['sigma']:g}-n{row['n']}"
             + ("" if row["precision"] == "float32" else f"-{row['precision']}")
-            + (f"-seq-r{'_'.join(f'{r:g}' for r in row['radii'] or [])}" if seq else ""))
+            + (f"-seq-r{'_'.join(f'{r:g}' for r in row['radii'] or [])}" if seq else "")
+            + ("-sound" if row.get("sampler", "gaussian") == "sound" else ""))
 
 def _notebook_params(p: RunParams):
     "A run's parameters as papermill passes them to certify.ipynb / predict.ipynb: every field, plain values."

@@ -18,8 +18,9 @@ from scipy.special import betaln, logsumexp, xlogy
 from scipy.stats import norm
 from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
-from .core import (ABSTAIN, ESTIMATE, NOISE_BLOCK, SELECT, block_noise, check_call, check_int, eval_mode,
-                             forward_logits, model_device, sample_counts)
+from .core import (ABSTAIN, ESTIMATE, NOISE_BLOCK, SELECT, check_call, check_int, eval_mode, forward_logits,
+                             model_device, noisy_block, sample_counts)
+from .sound import smoothing_noise, spend
 from .stats import lower_confidence_bound
 
 # %% ../nbs/03c_sequential.ipynb #c66b6eca
@@ -104,23 +105,23 @@ def range_batches(
     num,          # the most draws (n_max): the last block has num - its start rows, as in CERTIFY with n = num
     sigma, batch_size, seed, phase,
     indices,      # [N] each input's index (keys its noise)
-    cache=None,   # {(index, block): noise} carried from look to look (speed only), or None
+    cache=None,   # {(index, block): noisy block} carried from look to look (speed only), or None
+    sampler=None, # None: Gaussian float noise; a SoundNoise: sound noise (randsmooth.sound)
 ):
     "Batches of noisy copies x_i + sigma eps_j, j in [lo, hi), with the input each row copies: (batch, owner)."
     rows, owners, held = [], [], 0
     for i, index in enumerate(indices):
         for block in range(lo // NOISE_BLOCK, (hi - 1) // NOISE_BLOCK + 1):
             start = block * NOISE_BLOCK
-            eps = None if cache is None else cache.pop((index, block), None)
-            if eps is None:
-                eps = block_noise(x.shape[1:], min(NOISE_BLOCK, num - start), seed, index, phase, block, x.device,
-                                  x.dtype)
-            if cache is not None and hi < start + len(eps) and \
-                    (len(cache) + 1) * eps.numel() * eps.element_size() <= CACHE_BYTES:
-                cache[(index, block)] = eps                    # the next look reads on in this block
-            eps = eps[max(lo, start) - start:min(hi, start + NOISE_BLOCK) - start]
-            rows.append(x[i] + sigma * eps); owners.append(torch.full((len(eps),), i, device=x.device))
-            held += len(eps)
+            noisy = None if cache is None else cache.pop((index, block), None)
+            if noisy is None:
+                noisy = noisy_block(x[i], min(NOISE_BLOCK, num - start), sigma, seed, index, phase, block, sampler)
+            if cache is not None and hi < start + len(noisy) and \
+                    (len(cache) + 1) * noisy.numel() * noisy.element_size() <= CACHE_BYTES:
+                cache[(index, block)] = noisy                  # the next look reads on in this block
+            noisy = noisy[max(lo, start) - start:min(hi, start + NOISE_BLOCK) - start]
+            rows.append(noisy); owners.append(torch.full((len(noisy),), i, device=x.device))
+            held += len(noisy)
             while held >= batch_size:
                 b, o = torch.cat(rows), torch.cat(owners)
                 yield b[:batch_size], o[:batch_size]
@@ -133,11 +134,13 @@ def hits_in_range(
     cls,           # [N] the class each input's sequence is about, on x's device
     num_classes,   # C, or None: the model's width
     cache=None,    # range_batches' noise cache
+    sampler=None,  # None: Gaussian float noise; a SoundNoise: sound noise
 ):
     "How many of the draws lo..hi-1 of each input the base classifier gives its class cls[i]: [N]."
     hits = torch.zeros(len(x), dtype=torch.long, device=x.device)
     bad = torch.zeros((), dtype=torch.bool, device=x.device)
-    for batch, owner in range_batches(x, lo, hi, num, sigma, batch_size, seed, ESTIMATE, indices, cache):
+    for batch, owner in range_batches(x, lo, hi, num, sigma, batch_size, seed, ESTIMATE, indices, cache,
+                                      sampler):
         logits = forward_logits(model, batch, num_classes)
         if num_classes is None:                               # checked once: the model's width is now known
             num_classes = logits.shape[1]
@@ -219,11 +222,15 @@ def certify_sequential(
     futility=3.0,       # rule 3's z (None: the upper bound alone)
     final=0.5,          # the share of alpha spent on a Clopper-Pearson test at n_max, for the inputs that get there
     sequence=cs_bounds, # (s, t, alpha) -> (lower, upper): the confidence sequence
+    noise="gaussian",   # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound.ipynb)
+    quantize=False,     # noise='sound': round x to the grid (else an input off it is an error)
 ) -> SequentialCertificate:
     "Certify each input at every radius of a grid, drawing noise only until the grid is decided."
     x, sigma, alpha = check_call(model, x, sigma, alpha, seed, num_classes, n0=n0, n_max=n_max,
                                  batch_size=batch_size)
     radii, N = check_radii(radius), len(x)
+    x, sampler = smoothing_noise(noise, x, sigma, quantize)
+    alpha = spend(alpha, sampler, ((n0 if label is None else 0) + n_max) * x[0].numel())   # sound noise's share
     number = lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)
     if futility is not None and not (number(futility) and futility >= 0):
         raise ValueError(f"futility must be a z-score >= 0 or None; got {futility!r}")
@@ -251,14 +258,15 @@ def certify_sequential(
     cache = {}                                                                  # noise blocks read on by next look
     with eval_mode(model), tqdm(total=N, disable=not progress, unit="input", desc="certify_sequential") as bar:
         if y is None:
-            counts0 = sample_counts(model, x, n0, sigma, batch_size, seed, SELECT, indices, num_classes)
+            counts0 = sample_counts(model, x, n0, sigma, batch_size, seed, SELECT, indices, num_classes,
+                                        sampler=sampler)
             y = counts0.argmax(dim=1)                                            # ĉ_A of the selection draws
         done = 0
         for step in schedule(n_max):
             run = np.flatnonzero(active)
             if len(run) == 0: break
             s[run] += hits_in_range(model, x[run], done, step, n_max, sigma, batch_size, seed,
-                                    [indices[i] for i in run], y[run], num_classes, cache).cpu().numpy()
+                                    [indices[i] for i in run], y[run], num_classes, cache, sampler).cpu().numpy()
             t[run], done = step, step
             lo, hi = sequence(s[run], t[run], a_seq)
             lower[run], upper[run] = np.maximum(lower[run], lo), np.minimum(upper[run], hi)
