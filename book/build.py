@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build" / "book"
 SRC = BUILD / "src"
 MATHJAX = "mathjax@3.2.2"
-MODULES = ["stats", "theory", "core", "fast", "data", "models", "train", "logs", "experiments", "analyze", "baselines",
-           "wong", "attack", "reproduce", "cli"]
+MODULES = ["stats", "theory", "core", "sequential", "sound", "fast", "data", "models", "train", "logs", "experiments",
+           "analyze", "baselines", "wong", "attack", "reproduce", "cli"]
 
 
 def strip_nbdev(nb):

@@ -306,9 +306,9 @@ class Smooth:
                  noise="gaussian", # 'gaussian' (float noise, as the paper) or 'sound' (randsmooth.sound)
                  quantize=False):  # noise='sound': round inputs to the grid (else an input off it is an error)
         self.base_classifier, self.num_classes = base_classifier, check_int("num_classes", num_classes)
-        smoothing_noise(noise, torch.zeros(1), 1.0, quantize)       # the noise's name checked now, not at a call
-        self.noise, self.quantize = noise, quantize
         self.sigma = float(check_sigma(sigma))
+        smoothing_noise(noise, torch.zeros(1), self.sigma, quantize)   # the noise checked now, not at a call
+        self.noise, self.quantize = noise, quantize
         self.seed = None if seed is None else check_int("seed", seed, lo=0)
         self.calls = 0             # calls so far: a seeded Smooth keys call k's noise by index k
 

@@ -90,7 +90,7 @@ class RunParams:
     method: str = "certify"        # 'certify': the paper's CERTIFY; 'sequential': stops early (n: the most draws)
     radii: list = None             # sequential: the radii it decides (None: 0.25 0.5 0.75 1); where accuracy is shown
     label_known: bool = True       # sequential: test the true label (no selection draws); False: n0 draws choose
-    sampler: str = "gaussian"      # the smoothing noise: 'gaussian' (float, as the paper) or 'sound' (randsmooth.sound)
+    sampler: str = "gaussian"      # smoothing noise: 'gaussian' (float, the paper's) or 'sound' (randsmooth.sound)
 
     NOT_IDENTITY = ("device", "batch", "train_if_missing", "allow_mismatch", "data_root", "results_dir",
                     "checkpoint_dir", "progress", "channels_last", "compile", "cuda_graphs", "wait", "repair")

@@ -42,7 +42,8 @@ def run_params(row, **overrides):
     plain = lambda v: v.item() if hasattr(v, "item") else v               # NumPy scalars as Python numbers
     cls = PredictParams if row["kind"] == "predict" else RunParams
     given = {k: plain(row[k]) for k in GRID_FIELDS if k in row}
-    missing = [k for k in ("method", "radii", "sampler") if isinstance(given.get(k), float) and given[k] != given[k]]  # NaN
+    missing = [k for k in ("method", "radii", "sampler")                          # NaN: a blank cell
+               if isinstance(given.get(k), float) and given[k] != given[k]]
     return cls(**{k: v for k, v in given.items() if k not in missing}, **overrides)
 
 def log_path(row, results_dir=None, checkpoint_dir=None):

@@ -105,7 +105,7 @@ def range_batches(
     num,          # the most draws (n_max): the last block has num - its start rows, as in CERTIFY with n = num
     sigma, batch_size, seed, phase,
     indices,      # [N] each input's index (keys its noise)
-    cache=None,   # {(index, block): noisy block} carried from look to look (speed only), or None
+    cache=None,   # {(index, block): (input, its noisy block)} carried from look to look (speed only), or None
     sampler=None, # None: Gaussian float noise; a SoundNoise: sound noise (randsmooth.sound)
 ):
     "Batches of noisy copies x_i + sigma eps_j, j in [lo, hi), with the input each row copies: (batch, owner)."
@@ -113,12 +113,12 @@ def range_batches(
     for i, index in enumerate(indices):
         for block in range(lo // NOISE_BLOCK, (hi - 1) // NOISE_BLOCK + 1):
             start = block * NOISE_BLOCK
-            noisy = None if cache is None else cache.pop((index, block), None)
-            if noisy is None:
+            held_for, noisy = (None, None) if cache is None else cache.pop((index, block), (None, None))
+            if noisy is None or not torch.equal(held_for, x[i]):   # two inputs may share an index: not their copies
                 noisy = noisy_block(x[i], min(NOISE_BLOCK, num - start), sigma, seed, index, phase, block, sampler)
             if cache is not None and hi < start + len(noisy) and \
                     (len(cache) + 1) * noisy.numel() * noisy.element_size() <= CACHE_BYTES:
-                cache[(index, block)] = noisy                  # the next look reads on in this block
+                cache[(index, block)] = (x[i], noisy)          # the next look reads on in this block
             noisy = noisy[max(lo, start) - start:min(hi, start + NOISE_BLOCK) - start]
             rows.append(noisy); owners.append(torch.full((len(noisy),), i, device=x.device))
             held += len(noisy)

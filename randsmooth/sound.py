@@ -74,8 +74,11 @@ class SoundNoise:
         "k noisy copies [k, *shape] of one grid input x [*shape]: the grid points (a + D) / grid, exactly."
         g = torch.Generator(device=x.device)
         g.manual_seed(seed)
-        a = torch.round(x.double() * self.grid).long()       # x = a / grid (checked by on_grid)
-        return (a + self.draw((k, *x.shape), g)).to(x.dtype) / self.grid    # an integer, then one rounding
+        wide = torch.float64 if x.dtype == torch.float64 else torch.float32     # MPS has no float64
+        a = torch.round(x.to(wide) * self.grid).long()         # x = a / grid (checked by on_grid)
+        k_ = (a + self.draw((k, *x.shape), g)).to(wide)        # the grid point's integer, exact below 2^24
+        # one division by a device tensor (a Python number would become a multiplication by fl(1/grid) on CUDA)
+        return (k_ / torch.full((), self.grid, dtype=wide, device=x.device)).to(x.dtype)
 
     def cost(self, coordinates):
         "What the noise spends of alpha: coordinates (draws x input size) x eta, the chance that q and p differ."
@@ -84,10 +87,11 @@ class SoundNoise:
 # %% ../nbs/03d_sound.ipynb #d01fe3cf
 def on_grid(x, quantize=False, grid=GRID):
     "x as grid points a / grid in its own dtype, with a clear error for values off the grid (quantize: round them)."
-    a = torch.round(x.double() * grid)
-    v = (a / grid).to(x.dtype)
-    if not quantize:
-        off = (x.double() - a / grid).abs() > torch.finfo(x.dtype).eps * (a / grid).abs().clamp(min=1 / grid)
+    x64 = x.detach().to("cpu", torch.float64)                # checked on the CPU: MPS has no float64
+    a = torch.round(x64 * grid)
+    v = (a / grid).to(x.device, x.dtype)
+    if not quantize:      # within about 2 ulp of fl(a / grid): ToTensor's pixels, and float64 pixels cast down
+        off = (x64 - a / grid).abs() > torch.finfo(x.dtype).eps * (a / grid).abs().clamp(min=1 / grid)
         if bool(off.any()):
             i = tuple(int(v) for v in off.nonzero()[0])
             raise ValueError(f"noise='sound' needs inputs on the 1/{grid} grid (pixel values k/{grid}, as "

@@ -214,3 +214,12 @@ def test_tables_link_their_markdown_and_latex_files(book, browser):
     assert tex and all(t.startswith("\\begin{tabular}") for t in tex)
     md = [t for u, _, t in texts if u.endswith(".md")]
     assert any("| 0.50 |" in t for t in md)
+
+
+def test_the_api_page_covers_every_module():
+    "Every module of the package has its section in the API reference (a new module is not forgotten)."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("build", ROOT / "book" / "build.py")
+    build = importlib.util.module_from_spec(spec); spec.loader.exec_module(build)
+    modules = {p.stem for p in (ROOT / "randsmooth").glob("*.py") if not p.stem.startswith("_")}
+    assert modules == set(build.MODULES)

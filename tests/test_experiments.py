@@ -29,11 +29,14 @@ def test_every_committed_result_names_its_shipped_model(i):
     assert len(read_log(log)) == len(selected_indices(1000, int(row["skip"]), int(row["max"])))
 
 
-def test_the_shipped_model_gives_the_committed_certificates_back(tmp_path):
-    "Five digits recertified with the shipped sigma = 0.25 model, as the committed run did them."
-    row = select(OURS, kind="certify", sigma=0.25, precision="float32").iloc[0]
+@pytest.mark.parametrize("sampler", ["gaussian", "sound"])
+def test_the_shipped_model_gives_the_committed_certificates_back(tmp_path, sampler):
+    "Five digits recertified with the shipped sigma = 0.25 model, as the committed run did them (float and sound noise)."
+    row = select(OURS, kind="certify", sigma=0.25, precision="float32", method="certify", sampler=sampler).iloc[0]
+    if not log_path(row).exists(): pytest.skip(f"not run yet: {log_path(row).name}")
     committed = read_log(log_path(row)).set_index("idx")
     again = read_log(run_certify(sigma=0.25, n=int(row["n"]), max=5, results_dir=tmp_path, progress=False,
+                                 sampler=sampler,
                                  checkpoint=str(ROOT / "checkpoints" / (log_path(row).parent.name + ".pt"))))
     for _, r in again.iterrows():
         c = committed.loc[r["idx"]]
@@ -41,6 +44,22 @@ def test_the_shipped_model_gives_the_committed_certificates_back(tmp_path):
         # the same noise through the same weights: equal counts on this project's machines; another CPU model may
         # round a convolution differently and move a draw that lies on a decision boundary
         assert abs(r["n_a"] - c["n_a"]) <= 10, (r["idx"], r["n_a"], c["n_a"])
+
+
+def test_a_sound_run_has_its_own_log_and_says_so(tmp_path):
+    "sampler='sound' is part of a run's identity: its own file name, and its parameters in the JSON."
+    sound = run_certify(sigma=0.25, n=50, max=3, sampler="sound", results_dir=tmp_path, progress=False)
+    assert sound.name.endswith("-sound.tsv") and read_json(sound.with_suffix(".json"))["params"]["sampler"] == "sound"
+    plain = run_certify(sigma=0.25, n=50, max=3, results_dir=tmp_path, progress=False)
+    assert plain != sound and "sampler" not in read_json(plain.with_suffix(".json"))["params"]   # as before
+
+
+def test_a_sound_run_refuses_data_off_the_grid_before_it_writes(tmp_path):
+    "scikit-learn's digits are k/16, not k/255: sound noise has no grid for them, and says so before any file."
+    with pytest.raises(ValueError, match="1/255 grid"):
+        run_certify(dataset="digits", sigma=0.25, n=10, max=2, sampler="sound", results_dir=tmp_path,
+                    checkpoint_dir=tmp_path, progress=False)
+    assert not list(tmp_path.rglob("*.tsv")) and not list(tmp_path.rglob("*.pt"))
 
 
 def test_an_interrupted_default_checkpoint_is_not_used_as_the_model(tmp_path):

@@ -40,6 +40,24 @@ def test_certify_radius_exceeds_true_radius_at_most_alpha(p_a, alpha):
     assert binom.ppf(TAIL, N, rate) <= failures <= upper(N, rate), (failures, rate)
 
 
+@pytest.mark.parametrize("p_a,alpha", [(0.8, 0.05), (0.99, 0.01)])
+def test_sound_certify_radius_exceeds_the_true_radius_at_most_alpha(p_a, alpha):
+    """Sound noise: the certificate is about g~, the Gaussian smoothing of f composed with rounding to the grid.
+
+    With f's boundary halfway between two grid points, z_0 = b = (k + 1/2) / 255, f~ is the half-space z_0 > b, so
+    g~'s true radius at the origin is b and P(f(rho(D)) = 0) = P(D_0 <= k) = Phi(b / sigma) exactly.
+    """
+    sigma, N, n = 0.5, 10_000, 1000
+    k = int(round(255 * sigma * norm.ppf(p_a) - 0.5))
+    b = (k + 0.5) / 255
+    f = linear_classifier(torch.tensor([1.0, 0.0]), -b)                     # class 1 iff z_0 > b
+    cert = certify(f, torch.zeros(N, 2), sigma, n0=64, n=n, alpha=alpha, batch_size=65_536, seed=2025, noise="sound")
+    failures = int((cert.radius > b).sum() + (cert.prediction == 1).sum())
+    assert failures <= upper(N, alpha), (failures, upper(N, alpha))
+    rate = certify_failure_rate(float(norm.cdf(b / sigma)), n, alpha, n0=64)
+    assert binom.ppf(TAIL, N, rate) <= failures <= upper(N, rate), (failures, rate)
+
+
 def test_certify_with_a_point_estimate_would_fail():
     "The same check rejects an unsound radius: sigma Phi^-1(n_A / n) exceeds the true radius about half the time."
     sigma, N, n, p_a = 0.5, 4000, 1000, 0.8
