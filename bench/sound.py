@@ -6,7 +6,8 @@
 timed: on the first --timed test digits, for each of the four shipped models (sigma = 0.12, 0.25, 0.5, 1), CERTIFY
   with float noise and with sound noise (n0 = 100, n = 10,000, alpha = 0.001), chunk by chunk in one process, the
   order of the two alternating from chunk to chunk, so that the machine's load falls on both alike; and the noise
-  alone (the noisy inputs of the same draws, no model), to show what the sampler itself costs.
+  alone (the noisy inputs of the same draws, no model), to show what the sampler itself costs. Then the same on
+  4 random 8-bit CIFAR-10 images with ResNet-110 (random weights, n = 1,000), whose forward pass outweighs the noise.
 mnist: the grid's runs at n = 10,000 on all 1,000 test digits, float noise (sampler 'gaussian') against sound noise
   (sampler 'sound'), read from their logs (made by `randsmooth reproduce`; a missing one is reported, not run):
   certified accuracy at each radius, abstentions, and how often the two certify the same class.
@@ -24,6 +25,7 @@ from randsmooth.core import ESTIMATE, certify, noisy_batches
 from randsmooth.data import get_dataset
 from randsmooth.experiments import RunParams, get_model
 from randsmooth.logs import certified_accuracy, device_name, git_commit, project_dir, read_json, read_log, write_json
+from randsmooth.models import build_model
 from randsmooth.reproduce import is_complete, log_path, read_grid, select
 from randsmooth.sound import SoundNoise
 
@@ -50,13 +52,36 @@ def timed(digits, chunk=10):
             t0 = time.perf_counter()
             for _ in noisy_batches(x, N, s, 1000, 0, ESTIMATE, list(range(digits)), sampler): pass
             alone[noise] = time.perf_counter() - t0
-        rows.append({"sigma": s, "digits": digits, "n0": N0, "n": N, "float_seconds": t["gaussian"],
+        rows.append({"model": "MNIST small CNN (shipped)", "sigma": s, "inputs": digits, "n0": N0, "n": N,
+                     "float_seconds": t["gaussian"],
                      "sound_seconds": t["sound"], "ratio": t["sound"] / t["gaussian"],
                      "noise_float_seconds": alone["gaussian"], "noise_sound_seconds": alone["sound"],
                      "noise_ratio": alone["sound"] / alone["gaussian"]})
         print(f"sigma = {s:g}: sound / float = {rows[-1]['ratio']:.3f} (the noise alone: "
               f"{rows[-1]['noise_ratio']:.2f})", flush=True)
-    return rows
+    return rows + timed_resnet()
+
+
+def timed_resnet(inputs=4, n=1_000, sigma=0.25):
+    "The same on CIFAR-10's ResNet-110 (random weights: timing only), where the forward pass outweighs the noise."
+    torch.manual_seed(0)
+    model = build_model("cifar_resnet110", "cifar10").eval()
+    x = torch.randint(0, 256, (inputs, 3, 32, 32)) / 255                  # grid images
+    t = {"gaussian": 0.0, "sound": 0.0}
+    for i in range(inputs):
+        for noise in (("gaussian", "sound") if i % 2 == 0 else ("sound", "gaussian")):
+            t0 = time.perf_counter(); certify(model, x[i:i + 1], sigma, N0, n, ALPHA, 100, indices=[i], noise=noise)
+            t[noise] += time.perf_counter() - t0
+    alone = {}
+    for noise, sampler in (("gaussian", None), ("sound", SoundNoise(sigma))):
+        t0 = time.perf_counter()
+        for _ in noisy_batches(x, N0 + n, sigma, 100, 0, ESTIMATE, list(range(inputs)), sampler): pass
+        alone[noise] = time.perf_counter() - t0
+    print(f"ResNet-110: sound / float = {t['sound'] / t['gaussian']:.3f}", flush=True)
+    return [{"model": "CIFAR-10 ResNet-110 (random weights)", "sigma": sigma, "inputs": inputs, "n0": N0, "n": n,
+             "float_seconds": t["gaussian"], "sound_seconds": t["sound"], "ratio": t["sound"] / t["gaussian"],
+             "noise_float_seconds": alone["gaussian"], "noise_sound_seconds": alone["sound"],
+             "noise_ratio": alone["sound"] / alone["gaussian"]}]
 
 
 def mnist():
