@@ -100,10 +100,21 @@ def _constant(name, obj, module=None):
     return [f"### `{name}`", "", _text(about) or "A constant.", "", f"```python\n{name} = {value}\n```", ""]
 
 
-def _signature(kind, name, target, width=100):
+def _named(value, module=None):
+    "A default as a reader would write it: a function or a module's constant by its name, anything else by repr."
+    if inspect.isfunction(value) or inspect.isbuiltin(value): return value.__name__
+    if isinstance(value, (tuple, list, dict, set)):                 # not 0, which is also SELECT
+        for k, v in (vars(module).items() if module else ()):
+            if k.isupper() and v is value: return k
+    return repr(value)
+
+
+def _signature(kind, name, target, width=100, module=None):
     "`function name(a, b=1)`, or one parameter per line when that is wider than the book's code column."
     try:
-        params = [str(p) for p in inspect.signature(target).parameters.values() if p.name != "self"]
+        params = [str(p) if p.default is inspect.Parameter.empty else
+                  str(p).replace(repr(p.default), _named(p.default, module))
+                  for p in inspect.signature(target).parameters.values() if p.name != "self"]
     except (TypeError, ValueError):
         return f"{kind} {name}(...)"
     line = f"{kind} {name}({', '.join(params)})"
@@ -115,10 +126,11 @@ def _entry(name, obj, module=None):
     if not (inspect.isclass(obj) or callable(obj)): return _constant(name, obj, module)
     kind = "class" if inspect.isclass(obj) else "function"
     target = obj.__init__ if inspect.isclass(obj) else obj
-    out = [f"### `{name}`", "", f"```python\n{_signature(kind, name, target)}\n```", "", _text(inspect.getdoc(obj)), ""]
+    out = [f"### `{name}`", "", f"```python\n{_signature(kind, name, target, module=module)}\n```", "",
+           _text(inspect.getdoc(obj)), ""]
     params = inspect.signature(target).parameters if callable(target) else {}
     comments = _comments(target)
-    rows = [(p, "" if v.default is inspect.Parameter.empty else repr(v.default), comments.get(p, ""))
+    rows = [(p, "" if v.default is inspect.Parameter.empty else _named(v.default, module), comments.get(p, ""))
             for p, v in params.items() if p != "self"]
     if any(c for _, _, c in rows):
         out += ["| parameter | default | meaning |", "|---|---|---|"]
