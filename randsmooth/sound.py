@@ -8,7 +8,6 @@ __all__ = ['GRID', 'WORD', 'DIGITS', 'BUCKET_BITS', 'NOISES', 'grid_cdf', 'word_
 
 # %% ../nbs/03d_sound.ipynb #fb49c5cf
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import mpmath
@@ -91,9 +90,9 @@ class SoundNoise:
         g.manual_seed(seed)
         wide = torch.float64 if x.dtype == torch.float64 else torch.float32     # MPS has no float64
         a = torch.round(x.to(wide) * self.grid).long()         # x = a / grid (checked by on_grid)
-        k_ = (a + self.draw((k, *x.shape), g)).to(wide)        # the grid point's integer, exact below 2^24
+        points = (a + self.draw((k, *x.shape), g)).to(wide)    # the grid points' integers, exact below 2^24
         # one division by a device tensor (a Python number would become a multiplication by fl(1/grid) on CUDA)
-        return (k_ / torch.full((), self.grid, dtype=wide, device=x.device)).to(x.dtype)
+        return (points / torch.full((), self.grid, dtype=wide, device=x.device)).to(x.dtype)
 
     def cost(self, coordinates):
         "What the noise spends of alpha: coordinates (draws x input size) x eta, the chance that q and p differ."
@@ -108,7 +107,7 @@ def on_grid(x, quantize=False, grid=GRID):
     if not quantize:      # within about 2 ulp of fl(a / grid): ToTensor's pixels, and float64 pixels cast down
         off = (x64 - a / grid).abs() > torch.finfo(x.dtype).eps * (a / grid).abs().clamp(min=1 / grid)
         if bool(off.any()):
-            i = tuple(int(v) for v in off.nonzero()[0])
+            i = tuple(int(c) for c in off.nonzero()[0])
             raise ValueError(f"noise='sound' needs inputs on the 1/{grid} grid (pixel values k/{grid}, as "
                              f"torchvision's ToTensor gives them); {int(off.sum()):,} of {x.numel():,} values "
                              f"are off it, e.g. x{list(i)} = {float(x[i])!r}. Pass quantize=True to round them to "
