@@ -33,30 +33,33 @@ SIGMAS, N0, N, ALPHA = (0.12, 0.25, 0.5, 1.0), 100, 10_000, 0.001
 RADII = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0]
 
 
+def time_both(model, x, sigma, n, batch, chunk, alone_draws):
+    "Seconds of CERTIFY with each noise on x (chunk by chunk, the order alternating), and of each noise alone."
+    t = {"gaussian": 0.0, "sound": 0.0}
+    for k, c in enumerate(range(0, len(x), chunk)):
+        ids = list(range(c, min(c + chunk, len(x))))
+        for noise in (("gaussian", "sound") if k % 2 == 0 else ("sound", "gaussian")):
+            t0 = time.perf_counter(); certify(model, x[ids], sigma, N0, n, ALPHA, batch, indices=ids, noise=noise)
+            t[noise] += time.perf_counter() - t0
+    alone = {}
+    for noise, sampler in (("gaussian", None), ("sound", SoundNoise(sigma))):
+        t0 = time.perf_counter()
+        for _ in noisy_batches(x, alone_draws, sigma, batch, 0, ESTIMATE, list(range(len(x))), sampler): pass
+        alone[noise] = time.perf_counter() - t0
+    return {"sigma": sigma, "inputs": len(x), "n0": N0, "n": n, "float_seconds": t["gaussian"],
+            "sound_seconds": t["sound"], "ratio": t["sound"] / t["gaussian"],
+            "noise_float_seconds": alone["gaussian"], "noise_sound_seconds": alone["sound"],
+            "noise_ratio": alone["sound"] / alone["gaussian"]}
+
+
 def timed(digits, chunk=10):
     "Wall time of CERTIFY with float and with sound noise on the same digits, and of the noise alone."
     data = get_dataset("mnist", "test")
+    x = torch.stack([data[i][0] for i in range(digits)])
     rows = []
     for s in SIGMAS:
         model = get_model(RunParams(dataset="mnist", sigma=s, train_if_missing=False))[0]
-        t = {"gaussian": 0.0, "sound": 0.0}
-        for k, c in enumerate(range(0, digits, chunk)):
-            ids = list(range(c, min(c + chunk, digits)))
-            x = torch.stack([data[i][0] for i in ids])
-            for noise in (("gaussian", "sound") if k % 2 == 0 else ("sound", "gaussian")):
-                t0 = time.perf_counter(); certify(model, x, s, N0, N, ALPHA, 1000, indices=ids, noise=noise)
-                t[noise] += time.perf_counter() - t0
-        x = torch.stack([data[i][0] for i in range(digits)])
-        alone = {}
-        for noise, sampler in (("gaussian", None), ("sound", SoundNoise(s))):
-            t0 = time.perf_counter()
-            for _ in noisy_batches(x, N, s, 1000, 0, ESTIMATE, list(range(digits)), sampler): pass
-            alone[noise] = time.perf_counter() - t0
-        rows.append({"model": "MNIST small CNN (shipped)", "sigma": s, "inputs": digits, "n0": N0, "n": N,
-                     "float_seconds": t["gaussian"],
-                     "sound_seconds": t["sound"], "ratio": t["sound"] / t["gaussian"],
-                     "noise_float_seconds": alone["gaussian"], "noise_sound_seconds": alone["sound"],
-                     "noise_ratio": alone["sound"] / alone["gaussian"]})
+        rows.append({"model": "MNIST small CNN (shipped)", **time_both(model, x, s, N, 1000, chunk, N)})
         print(f"sigma = {s:g}: sound / float = {rows[-1]['ratio']:.3f} (the noise alone: "
               f"{rows[-1]['noise_ratio']:.2f})", flush=True)
     return rows + timed_resnet()
@@ -67,21 +70,9 @@ def timed_resnet(inputs=4, n=1_000, sigma=0.25):
     torch.manual_seed(0)
     model = build_model("cifar_resnet110", "cifar10").eval()
     x = torch.randint(0, 256, (inputs, 3, 32, 32)) / 255                  # grid images
-    t = {"gaussian": 0.0, "sound": 0.0}
-    for i in range(inputs):
-        for noise in (("gaussian", "sound") if i % 2 == 0 else ("sound", "gaussian")):
-            t0 = time.perf_counter(); certify(model, x[i:i + 1], sigma, N0, n, ALPHA, 100, indices=[i], noise=noise)
-            t[noise] += time.perf_counter() - t0
-    alone = {}
-    for noise, sampler in (("gaussian", None), ("sound", SoundNoise(sigma))):
-        t0 = time.perf_counter()
-        for _ in noisy_batches(x, N0 + n, sigma, 100, 0, ESTIMATE, list(range(inputs)), sampler): pass
-        alone[noise] = time.perf_counter() - t0
-    print(f"ResNet-110: sound / float = {t['sound'] / t['gaussian']:.3f}", flush=True)
-    return [{"model": "CIFAR-10 ResNet-110 (random weights)", "sigma": sigma, "inputs": inputs, "n0": N0, "n": n,
-             "float_seconds": t["gaussian"], "sound_seconds": t["sound"], "ratio": t["sound"] / t["gaussian"],
-             "noise_float_seconds": alone["gaussian"], "noise_sound_seconds": alone["sound"],
-             "noise_ratio": alone["sound"] / alone["gaussian"]}]
+    row = {"model": "CIFAR-10 ResNet-110 (random weights)", **time_both(model, x, sigma, n, 100, 1, N0 + n)}
+    print(f"ResNet-110: sound / float = {row['ratio']:.3f}", flush=True)
+    return [row]
 
 
 def mnist():

@@ -48,11 +48,12 @@ def noisy_block(
     k,          # draws in this block
     sigma, seed, index, phase, block,
     sampler=None,  # None: Gaussian float noise; a SoundNoise: noise on the input grid (randsmooth.sound)
+    out=None,      # [k, *shape] to write them into (a batch buffer's rows), or None: a new tensor
 ):
     "The k noisy copies [k, *shape] of one input in one seeded block: x + sigma eps, or sound noise's grid points."
-    if sampler is not None: return sampler.noisy(x, k, noise_seed(seed, index, phase, block))
-    eps = block_noise(x.shape, k, seed, index, phase, block, x.device, x.dtype)
-    return eps.mul_(sigma).add_(x)                     # x + ε, ε ~ N(0, σ² I)
+    if sampler is not None: return sampler.noisy(x, k, noise_seed(seed, index, phase, block), out)
+    eps = block_noise(x.shape, k, seed, index, phase, block, x.device, x.dtype).mul_(sigma)   # ε ~ N(0, σ² I)
+    return eps.add_(x) if out is None else torch.add(x, eps, out=out)                          # x + ε
 
 # %% ../nbs/03_core.ipynb #f29b4f4c
 def check_int(name, v, lo=1):
@@ -163,7 +164,15 @@ def noisy_batches(
     filled = 0
     for i, index in enumerate(indices):
         for block, start in enumerate(range(0, num, NOISE_BLOCK)):
-            noisy = noisy_block(x[i], min(NOISE_BLOCK, num - start), sigma, seed, index, phase, block, sampler)
+            k = min(NOISE_BLOCK, num - start)
+            if k <= size - filled:                         # the block fits: written straight into the buffer
+                noisy_block(x[i], k, sigma, seed, index, phase, block, sampler, out=buf[filled:filled + k])
+                owner[filled:filled + k] = i
+                filled += k
+                if filled == size:
+                    yield buf, owner; filled = 0
+                continue
+            noisy = noisy_block(x[i], k, sigma, seed, index, phase, block, sampler)   # it straddles two batches
             done = 0
             while done < len(noisy):
                 take = min(size - filled, len(noisy) - done)

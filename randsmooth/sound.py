@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['GRID', 'WORD', 'DIGITS', 'BUCKET_BITS', 'NOISES', 'grid_cdf', 'word_threshold', 'sound_table', 'SoundNoise',
-           'on_grid', 'smoothing_noise', 'spend', 'RoundingExploit']
+           'on_grid', 'smoothing_noise', 'sound_noise', 'spend', 'RoundingExploit']
 
 # %% ../nbs/03d_sound.ipynb #fb49c5cf
 import math
@@ -84,7 +84,7 @@ class SoundNoise:
         below.index_copy_(0, at, torch.searchsorted(thresholds, word, right=True))   # word: U - 2^63, no overflow
         return below.reshape(shape) - self.half_width          # D = -J + #{j : T_j <= U}
 
-    def noisy(self, x, k, seed):
+    def noisy(self, x, k, seed, out=None):
         "k noisy copies [k, *shape] of one grid input x [*shape]: the grid points (a + D) / grid, exactly."
         g = torch.Generator(device=x.device)
         g.manual_seed(seed)
@@ -92,7 +92,10 @@ class SoundNoise:
         a = torch.round(x.to(wide) * self.grid).long()         # x = a / grid (checked by on_grid)
         points = (a + self.draw((k, *x.shape), g)).to(wide)    # the grid points' integers, exact below 2^24
         # one division by a device tensor (a Python number would become a multiplication by fl(1/grid) on CUDA)
-        return (points / torch.full((), self.grid, dtype=wide, device=x.device)).to(x.dtype)
+        step = torch.full((), self.grid, dtype=wide, device=x.device)
+        if out is not None and out.dtype == wide: return torch.div(points, step, out=out)
+        v = (points / step).to(x.dtype)
+        return v if out is None else out.copy_(v)
 
     def cost(self, coordinates):
         "What the noise spends of alpha: coordinates (draws x input size) x eta, the chance that q and p differ."
@@ -124,7 +127,12 @@ def smoothing_noise(noise, x, sigma, quantize=False):
         if quantize: raise ValueError("quantize=True rounds inputs to the grid of noise='sound'; "
                                       "pass noise='sound' with it")
         return x, None
-    return on_grid(x, quantize), SoundNoise(sigma)
+    return on_grid(x, quantize), sound_noise(float(sigma))
+
+@lru_cache(maxsize=16)
+def sound_noise(sigma, grid=GRID):
+    "The SoundNoise of (sigma, grid), made once: its tables are kept for every later call."
+    return SoundNoise(sigma, grid)
 
 def spend(alpha, sampler, coordinates):
     "The alpha left for the test once the noise has taken its share (alpha itself for Gaussian noise)."
