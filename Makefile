@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 THEORY_NBS := 01_stats 02_theory 02a_bounds 03_core 03a_linear
 
-.PHONY: setup run theory reproduce book test export clean
+.PHONY: setup run theory reproduce book test test-fast export clean
 
 setup: $(STAMP)
 
@@ -55,8 +55,16 @@ book: $(STAMP)
 	$(BIN)/python book/build.py
 	@echo "open _build/book/html/index.html"
 
+# The whole suite, on every core (pytest-xdist): the book is built once, its chapters executed once, and every
+# browser check and chapter test reads that build (one worker runs them all, the other worker everything else).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+# The inner loop: the unit tests, without the book, the chapters' runs or the commands in their own processes.
+test-fast: $(STAMP)
+	$(PYTEST) -m "not book and not system"
 
 export: $(STAMP)
 	$(BIN)/nbdev-export && $(BIN)/nbdev-clean

@@ -11,11 +11,15 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build" / "book"
 SRC = BUILD / "src"
+RECORD = BUILD / "executed.json"         # each chapter's execution: ok, seconds, the error (tests/test_notebooks.py)
 MATHJAX = "mathjax@3.2.2"
 MODULES = ["stats", "theory", "core", "sequential", "sound", "fast", "data", "models", "train", "logs", "experiments",
            "analyze", "baselines", "wong", "attack", "reproduce", "cli"]
@@ -196,35 +200,91 @@ EXPERIMENTS = {
 }
 
 
-def kernel_env():
-    "The environment for the kernels that execute chapters: a non-inline MPLBACKEND (tests set one) hides every figure."
-    return {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+def cores():
+    "The cores this process may run on."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_experiments():
-    "Execute each experiment notebook in place with papermill (the book does not re-execute them)."
-    papermill = Path(sys.executable).parent / "papermill"
-    if RUNS.exists():
-        shutil.rmtree(RUNS)                           # every build runs them afresh
-    for name, params in EXPERIMENTS.items():
-        nb = SRC / f"{name}.ipynb"
-        args = [a for k, v in params.items() for a in ("-p", k, str(v))]
-        res = subprocess.run([str(papermill), "-k", "python3", "--no-progress-bar", "--cwd", str(SRC), *args,
-                              str(nb), str(nb)], cwd=SRC, text=True, capture_output=True, env=kernel_env())
-        if res.returncode != 0:
-            sys.exit(f"papermill {name}.ipynb failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-        executed = json.loads(nb.read_text())
-        at = next(i for i, c in enumerate(executed["cells"]) if "injected-parameters" in c["metadata"].get("tags", []))
-        executed["cells"].insert(at, {"cell_type": "markdown", "metadata": {}, "source": (
-            "For this book, papermill ran the notebook with the parameters below in place of the defaults above: "
-            "small enough to take seconds on a CPU. Every output on this page comes from that run.")})
-        nb.write_text(json.dumps(executed, indent=1))
-        print(f"executed {name}.ipynb with {params}")
+def kernel_env(jobs=1):
+    "The environment for the kernels that execute chapters: a non-inline MPLBACKEND (tests set one) hides every figure;"
+    " `jobs` kernels at once share the cores (more OpenMP threads than cores spin against each other)."
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if jobs > 1: env.setdefault("OMP_NUM_THREADS", str(max(1, cores() // jobs)))
+    return env
 
 
-def main():
-    if SRC.exists():
-        shutil.rmtree(SRC)
+# Every chapter is executed here, before Jupyter Book renders it (its own execution is off): `--jobs` notebooks at a
+# time, each in a process of its own, so that one chapter's failure is its own. Each run's record (ok, seconds, the
+# error) is kept in _build/book/executed.json, and tests/test_notebooks.py reads it: a chapter that the book executes
+# is its test run as well, not executed a second time.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")                # the colours of IPython's tracebacks
+
+
+def _papermill(name, nb):
+    "papermill's command for an experiment notebook, with the book's small parameters."
+    args = [a for k, v in EXPERIMENTS[name].items() for a in ("-p", k, str(v))]
+    return [str(Path(sys.executable).parent / "papermill"), "-k", "python3", "--no-progress-bar", "--cwd",
+            str(nb.parent), *args, str(nb), str(nb)]
+
+
+def _mark_parameters(nb):
+    "Say, above the cell papermill added, that the page shows a run with the book's parameters."
+    executed = json.loads(nb.read_text())
+    at = next(i for i, c in enumerate(executed["cells"]) if "injected-parameters" in c["metadata"].get("tags", []))
+    executed["cells"].insert(at, {"cell_type": "markdown", "metadata": {}, "source": (
+        "For this book, papermill ran the notebook with the parameters below in place of the defaults above: "
+        "small enough to take seconds on a CPU. Every output on this page comes from that run.")})
+    nb.write_text(json.dumps(executed, indent=1))
+
+
+def execute_one(nb):
+    "Run one notebook top to bottom in a python3 kernel started beside it, and write its outputs back, even on failure."
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    book = nbformat.read(nb, as_version=4)
+    try:    # cells tagged skip-execution (nbdev's #| eval: false) are not run, as nbdev-test does not run them
+        NotebookClient(book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(nb.parent)}}).execute()
+    except CellExecutionError as e:
+        sys.exit(str(e))
+    finally:
+        nbformat.write(book, nb)
+
+
+def execute(names, src, jobs=None, order=None):
+    """Execute the notebooks `names` (in the folder `src`) in place, `jobs` at a time, each in its own process.
+
+    Returns {name: {"ok", "seconds", "error"}}: one notebook's failure is its own, and the others still run.
+    `order` ({name: seconds}, a previous build's times) starts the longest first, so that the pool ends together."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = jobs or cores()
+    order = order or {}       # with no times yet: the experiments (they train and certify) first, then the largest
+    names = sorted(names, key=lambda n: (-order.get(n, 0), n not in EXPERIMENTS, -(src / f"{n}.ipynb").stat().st_size))
+    env = kernel_env(min(jobs, len(names)))
+
+    def run(name):
+        nb = src / f"{name}.ipynb"
+        cmd = _papermill(name, nb) if name in EXPERIMENTS else [sys.executable, __file__, "--execute", str(nb)]
+        start = time.time()
+        res = subprocess.run(cmd, cwd=src, text=True, capture_output=True, env=env)
+        if res.returncode == 0 and name in EXPERIMENTS: _mark_parameters(nb)
+        said = "\n".join(l for l in ANSI.sub("", res.stdout[-3000:] + "\n" + res.stderr[-6000:]).split("\n")
+                         if not l.startswith("[IPKernelApp] WARNING")).strip()      # its notice about TCP
+
+        print(f"executed {name}.ipynb in {time.time() - start:.0f} s" + ("" if res.returncode == 0 else ": FAILED"),
+              flush=True)
+        return name, {"ok": res.returncode == 0, "seconds": round(time.time() - start, 1),
+                      "error": "" if res.returncode == 0 else said}
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return dict(pool.map(run, names))
+
+
+def main(jobs=None):
+    previous = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    for stale in (SRC, BUILD / "html", RECORD):          # nothing of an earlier build can pass for this one
+        if stale.is_dir(): shutil.rmtree(stale)
+        elif stale.exists(): stale.unlink()
     SRC.mkdir(parents=True)
     for nb in sorted((ROOT / "nbs").glob("*.ipynb")):
         if nb.name.startswith("_"):
@@ -235,12 +295,21 @@ def main():
         shutil.copy(ROOT / "book" / f, SRC / f)
     shutil.copytree(ROOT / "book" / "css", SRC / "_css")
     mathjax(SRC / "_mathjax")
-    run_experiments()
+    if RUNS.exists():
+        shutil.rmtree(RUNS)                           # every build runs the experiments afresh
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    chapters = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    runs = execute([c for c in chapters if (SRC / f"{c}.ipynb").exists()], SRC, jobs,
+                   {k: v["seconds"] for k, v in previous.items()})
+    RECORD.write_text(json.dumps(runs, indent=1))
+    failed = sorted(k for k, v in runs.items() if not v["ok"])
     jb = Path(sys.executable).parent / "jupyter-book"
     res = subprocess.run([str(jb), "build", str(SRC), "--path-output", str(BUILD), "--warningiserror", "--keep-going"],
                          cwd=SRC, text=True, capture_output=True, env=kernel_env())
     print(res.stdout[-6000:], res.stderr[-6000:], sep="\n")
     html = BUILD / "_build" / "html"
+    if failed:                                        # the book is still built, with the error on each failed chapter
+        print(*(f"\n{k}.ipynb failed:\n{runs[k]['error']}" for k in failed), sep="\n", file=sys.stderr)
     if res.returncode != 0 or not (html / "index.html").exists():
         sys.exit(f"book build failed (exit {res.returncode})")
     drop_thebe(html)
@@ -252,7 +321,14 @@ def main():
         shutil.rmtree(target)
     shutil.move(str(html), str(target))
     print(f"book: {target / 'index.html'}")
+    if failed:
+        sys.exit(f"{len(failed)} chapter(s) failed to execute: {', '.join(failed)} (the record: {RECORD})")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+    ap = argparse.ArgumentParser(description="Build the book into _build/book/html.")
+    ap.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (default: the CPU count)")
+    ap.add_argument("--execute", type=Path, help=argparse.SUPPRESS)        # one notebook, in a process of its own
+    a = ap.parse_args()
+    execute_one(a.execute) if a.execute else main(a.jobs)

@@ -4,8 +4,6 @@ import functools
 import http.server
 import re
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -13,7 +11,6 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "book" / "html"
 SHOTS = ROOT / "_build" / "book" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -23,14 +20,18 @@ def chapters():
     return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
 
 
+# One worker of pytest-xdist runs every test that reads the build (conftest.BOOK_TESTS): the book is built once.
+pytestmark = pytest.mark.book
+
+
 @pytest.fixture(scope="module")
-def book():
-    res = subprocess.run([sys.executable, str(ROOT / "book" / "build.py")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=1500)
-    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-5000:]
+def book(built_book):
+    "The book built once for the whole test run (conftest.py), served on a local port. A chapter that failed to"
+    " execute is still built, with its error on its page: its own test in test_notebooks.py says which cell failed."
+    assert (built_book.html / "index.html").exists(), built_book.output
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args): pass
-    handler = functools.partial(Quiet, directory=str(HTML))
+    handler = functools.partial(Quiet, directory=str(built_book.html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -1,4 +1,5 @@
-"""Run every notebook with nbdev-test, one pytest test per notebook, and check the export matches them."""
+"""Every notebook runs (one test per notebook, read from the book's build), the export matches them, and the
+notebooks keep the project's rules: no outputs, one parameters cell, code that fits the book's column."""
 import filecmp
 import shutil
 import subprocess
@@ -13,12 +14,35 @@ EXPERIMENTS = {"train.ipynb", "certify.ipynb", "predict.ipynb"}     # run under 
 NOTEBOOKS = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_") and p.name not in EXPERIMENTS)
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs(name):
-    "Each notebook runs top to bottom, its tests included (nbdev-test)."
-    res = subprocess.run([str(BIN / "nbdev-test"), str(ROOT / "nbs" / name)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0 and "Success." in res.stdout, res.stdout[-4000:] + res.stderr[-6000:]
+def test_notebook_runs(name, chapter_runs):
+    """Each notebook runs top to bottom in a python3 kernel, its tests included, and raises nothing.
+
+    A chapter is executed once in a test run: by the book's build when the run builds the book (tests/test_book.py),
+    else here, alone (`pytest -k 03_core`). As nbdev-test, cells marked `#| eval: false` are not run."""
+    run = chapter_runs[name.removesuffix(".ipynb")]
+    assert run["ok"], run["error"]
+
+
+def test_a_chapter_that_raises_fails_its_test(tmp_path):
+    "The record the test above reads: ok only if every cell ran, the failing cell and its error named; nbdev's"
+    " `#| eval: false` cells are skipped (as nbdev-test skips them), the other cells all run."
+    import json
+    import build
+    cell = lambda src: {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+    nb = {"cells": [cell("x = 1"), cell("#| eval: false\nraise SystemExit('never run')"), cell("x += 1"),
+                    cell("assert x == 3, f'x is {x}'")],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "bad.ipynb").write_text(json.dumps(build.strip_nbdev(nb)))
+    nb["cells"][-1]["source"] = "assert x == 2, f'x is {x}'"
+    (tmp_path / "good.ipynb").write_text(json.dumps(build.strip_nbdev(nb)))
+    runs = build.execute(["bad", "good"], tmp_path, jobs=2)
+    assert runs["good"]["ok"] and not runs["bad"]["ok"]
+    assert "assert x == 3" in runs["bad"]["error"] and "AssertionError: x is 2" in runs["bad"]["error"]
+    executed = json.loads((tmp_path / "bad.ipynb").read_text())["cells"]          # the outputs are kept for the page
+    assert executed[-1]["outputs"][0]["ename"] == "AssertionError" and not executed[1].get("outputs")
 
 
 def test_export_matches_notebooks(tmp_path):

@@ -15,6 +15,8 @@ import pytest
 from helpers import BIN, ROOT, home_env, papermill
 from randsmooth.logs import CERTIFY_COLUMNS, PREDICT_COLUMNS, read_log
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture()
 def home(tmp_path):
