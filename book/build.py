@@ -2,6 +2,7 @@
 
     python book/build.py            # builds into _build/book/html
 """
+import contextlib
 import importlib
 import inspect
 import json
@@ -280,7 +281,35 @@ def execute(names, src, jobs=None, order=None):
         return dict(pool.map(run, names))
 
 
+LOCK = ROOT / "_build" / ".book.lock"     # one build of the book at a time in a checkout
+
+
+@contextlib.contextmanager
+def book_lock():
+    "Hold the checkout's book lock, or stop at once: another build, or a test run reading its build, holds it."
+    if os.environ.get("RANDSMOOTH_BOOK_LOCK") == str(os.getppid()):    # the test run that started this build holds it
+        yield
+        return
+    from filelock import FileLock, Timeout
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        sys.exit(f"another build of the book, or a test run reading one, is under way in this checkout ({LOCK} is "
+                 "held): wait until it ends")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def main(jobs=None):
+    with book_lock():
+        _main(jobs)
+
+
+def _main(jobs):
     previous = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     for stale in (SRC, BUILD / "html", RECORD):          # nothing of an earlier build can pass for this one
         if stale.is_dir(): shutil.rmtree(stale)

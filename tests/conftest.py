@@ -52,12 +52,26 @@ def root():
 
 @pytest.fixture(scope="session")
 def built_book():
-    "book/build.py, once per test run: every browser check and every chapter's test run read this one build."
-    res = subprocess.run([sys.executable, str(ROOT / "book" / "build.py")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=1500)
-    runs = json.loads(build.RECORD.read_text()) if build.RECORD.exists() else {}
-    return SimpleNamespace(returncode=res.returncode, output=res.stdout[-5000:] + res.stderr[-5000:], runs=runs,
-                           html=build.BUILD / "html")
+    """book/build.py, once per test run: every browser check and every chapter's test run read this one build.
+
+    The run holds the checkout's book lock until it ends, so another `make test` or `make book` cannot rebuild the book
+    under its feet: that one stops at once and says why."""
+    from filelock import FileLock, Timeout
+    build.LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(build.LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        pytest.fail(f"another build of the book, or a test run reading one, is under way in this checkout "
+                    f"({build.LOCK} is held): wait until it ends")
+    try:
+        res = subprocess.run([sys.executable, str(ROOT / "book" / "build.py")], cwd=ROOT, capture_output=True,
+                             text=True, timeout=1500, env={**os.environ, "RANDSMOOTH_BOOK_LOCK": str(os.getpid())})
+        runs = json.loads(build.RECORD.read_text()) if build.RECORD.exists() else {}
+        yield SimpleNamespace(returncode=res.returncode, output=res.stdout[-5000:] + res.stderr[-5000:], runs=runs,
+                              html=build.BUILD / "html")
+    finally:
+        lock.release()
 
 
 class Runs(dict):
