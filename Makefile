@@ -55,10 +55,10 @@ book: $(STAMP)
 	$(BIN)/python book/build.py
 	@echo "open _build/book/html/index.html"
 
-# The whole suite, on every core (pytest-xdist): the book is built once, its chapters executed once, and every
-# browser check and chapter test reads that build (one worker runs them all, the other worker everything else).
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-PYTEST := $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+# The whole suite, on every core (pytest-xdist): the book is built once, each chapter executed once, and one worker
+# runs every test that reads that build (tests/conftest.py schedules them), the others everything else.
+TEST_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS)
 test: $(STAMP)
 	$(PYTEST)
 

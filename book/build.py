@@ -42,8 +42,10 @@ def strip_nbdev(nb):
             tags = c.setdefault("metadata", {}).setdefault("tags", [])
             if any(d.split()[0] == "hide" for d in directives if d):
                 tags.append("remove-cell")
-            if any(d.replace(" ", "") == "eval:false" for d in directives):
+            if any(d.replace(" ", "").lower() == "eval:false" for d in directives):
                 tags.append("skip-execution")
+            if "raises-exception" in tags:                  # nbclient would let the cell fail; nbdev-test would not
+                tags.remove("raises-exception")
         cells.append(c)
     nb["cells"] = cells
     return nb
@@ -208,9 +210,10 @@ def cores():
 
 def kernel_env(jobs=1):
     "The environment for the kernels that execute chapters: a non-inline MPLBACKEND (tests set one) hides every figure;"
-    " `jobs` kernels at once share the cores (more OpenMP threads than cores spin against each other)."
+    " `jobs` kernels at once share the threads (more OpenMP threads than cores spin against each other)."
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    if jobs > 1: env.setdefault("OMP_NUM_THREADS", str(max(1, cores() // jobs)))
+    budget = int(env.get("OMP_NUM_THREADS") or cores())           # the threads this build may use, shared out
+    if jobs > 1: env["OMP_NUM_THREADS"] = str(max(1, budget // jobs))
     return env
 
 
@@ -252,6 +255,24 @@ def execute_one(nb):
         nbformat.write(book, nb)
 
 
+TIMEOUT = 1500                                   # seconds for one chapter, its kernel's start and end included
+
+
+def _run(cmd, cwd, env, timeout):
+    "Run `cmd` in a process group of its own; past `timeout` the whole group (its kernel too) is killed."
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        err += f"\nkilled after {timeout} s"
+    text = ANSI.sub("", out[-3000:] + "\n" + err[-6000:])
+    return proc.returncode, "\n".join(l for l in text.split("\n")
+                                      if not l.startswith("[IPKernelApp] WARNING")).strip()   # its notice about TCP
+
+
 def execute(names, src, jobs=None, order=None):
     """Execute the notebooks `names` (in the folder `src`) in place, `jobs` at a time, each in its own process.
 
@@ -267,15 +288,13 @@ def execute(names, src, jobs=None, order=None):
         nb = src / f"{name}.ipynb"
         cmd = _papermill(name, nb) if name in EXPERIMENTS else [sys.executable, __file__, "--execute", str(nb)]
         start = time.time()
-        res = subprocess.run(cmd, cwd=src, text=True, capture_output=True, env=env)
-        if res.returncode == 0 and name in EXPERIMENTS: _mark_parameters(nb)
-        said = "\n".join(l for l in ANSI.sub("", res.stdout[-3000:] + "\n" + res.stderr[-6000:]).split("\n")
-                         if not l.startswith("[IPKernelApp] WARNING")).strip()      # its notice about TCP
-
-        print(f"executed {name}.ipynb in {time.time() - start:.0f} s" + ("" if res.returncode == 0 else ": FAILED"),
-              flush=True)
-        return name, {"ok": res.returncode == 0, "seconds": round(time.time() - start, 1),
-                      "error": "" if res.returncode == 0 else said}
+        try:
+            code, said = _run(cmd, src, env, TIMEOUT)
+            if code == 0 and name in EXPERIMENTS: _mark_parameters(nb)
+        except Exception as e:                        # whatever goes wrong is this chapter's failure, not the pool's
+            code, said = 1, f"{type(e).__name__}: {e}"
+        print(f"executed {name}.ipynb in {time.time() - start:.0f} s" + ("" if code == 0 else ": FAILED"), flush=True)
+        return name, {"ok": code == 0, "seconds": round(time.time() - start, 1), "error": "" if code == 0 else said}
 
     with ThreadPoolExecutor(jobs) as pool:
         return dict(pool.map(run, names))
@@ -354,10 +373,16 @@ def _main(jobs):
         sys.exit(f"{len(failed)} chapter(s) failed to execute: {', '.join(failed)} (the record: {RECORD})")
 
 
+def _positive(s):
+    import argparse
+    if not s.isdigit() or int(s) < 1: raise argparse.ArgumentTypeError(f"a whole number of 1 or more, not {s!r}")
+    return int(s)
+
+
 if __name__ == "__main__":
     import argparse
     ap = argparse.ArgumentParser(description="Build the book into _build/book/html.")
-    ap.add_argument("--jobs", type=int, default=None, help="notebooks executed at once (default: the CPU count)")
+    ap.add_argument("--jobs", type=_positive, default=None, help="chapters executed at once (default: the cores)")
     ap.add_argument("--execute", type=Path, help=argparse.SUPPRESS)        # one notebook, in a process of its own
     a = ap.parse_args()
     execute_one(a.execute) if a.execute else main(a.jobs)

@@ -1,7 +1,6 @@
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -11,8 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MPLBACKEND", "Agg")
-sys.path.insert(0, str(ROOT / "book"))
-import build  # noqa: E402  (book/build.py: the book's build, and how it executes a chapter)
+from helpers import book_build as build  # noqa: E402  (book/build.py)
 
 # Under pytest-xdist each worker's torch, and every process it starts (the book's kernels, papermill, the CLI), gets
 # its share of the cores: with more OpenMP threads than cores, their threads spin against each other (measured on
@@ -34,8 +32,8 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    "`-n N --dist loadgroup`: the book's tests go to one worker as one unit, every other test on its own to any."
-    if config.getvalue("dist") != "loadgroup": return None
+    "`-n N`: the book's tests go to one worker as one unit, every other test on its own to any worker."
+    if config.getvalue("dist") == "each": return None
     from xdist.scheduler import LoadScopeScheduling
 
     class BookOnOneWorker(LoadScopeScheduling):    # (pytest 9.2 ignores xdist 3.8's own xdist_group markers)
@@ -65,11 +63,12 @@ def built_book():
         pytest.fail(f"another build of the book, or a test run reading one, is under way in this checkout "
                     f"({build.LOCK} is held): wait until it ends")
     try:
-        res = subprocess.run([sys.executable, str(ROOT / "book" / "build.py")], cwd=ROOT, capture_output=True,
-                             text=True, timeout=1500, env={**os.environ, "RANDSMOOTH_BOOK_LOCK": str(os.getpid())})
+        for stale in (build.RECORD, build.BUILD / "html"):       # only this run's build may be read
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        code, said = build._run([sys.executable, str(ROOT / "book" / "build.py")], ROOT,
+                                {**os.environ, "RANDSMOOTH_BOOK_LOCK": str(os.getpid())}, 1800)
         runs = json.loads(build.RECORD.read_text()) if build.RECORD.exists() else {}
-        yield SimpleNamespace(returncode=res.returncode, output=res.stdout[-5000:] + res.stderr[-5000:], runs=runs,
-                              html=build.BUILD / "html")
+        yield SimpleNamespace(returncode=code, output=said[-10000:], runs=runs, html=build.BUILD / "html")
     finally:
         lock.release()
 

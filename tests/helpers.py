@@ -1,4 +1,5 @@
 """Helpers shared by the tests: where things are, fake data directories, and running the package's commands."""
+import importlib.util
 import os
 import pickle
 import subprocess
@@ -10,6 +11,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ORIGINAL_LOGS = ROOT / "data" / "original-logs"
+
+
+def _load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# book/build.py, the book's build and how it executes a chapter (as book_build: `build` is PyPA's package)
+book_build = _load("book_build", ROOT / "book" / "build.py")
 
 
 def write_fake_cifar10(root, per_batch=3):

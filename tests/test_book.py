@@ -1,5 +1,6 @@
-"""Build the book and read it in headless Chromium as a reader would: every chapter loads, its math is typeset,
-its figures load, nothing is requested from outside the book, and no JavaScript error occurs."""
+"""Read the test run's one build of the book (conftest.built_book) in headless Chromium as a reader would: every
+chapter loads, its math is typeset, its figures load, nothing is requested from outside the book, and no JavaScript
+error occurs; and the build executed every chapter, each without error."""
 import functools
 import http.server
 import re
@@ -86,6 +87,16 @@ PRINTED_TABLES = """() => Array.from(document.querySelectorAll('.cell_output pre
 SPILLING_CELLS = """() => Array.from(document.querySelectorAll('article table td, article table th'))
   .filter(c => c.scrollWidth > c.clientWidth + 1)
   .map(c => c.innerText.slice(0, 60))"""
+
+
+def test_the_build_executed_every_chapter_without_error(built_book):
+    "Each notebook of the table of contents was executed for this build (the experiment notebooks with papermill),"
+    " once, with no error, and the build said so by its exit status."
+    notebooks = [c for c in chapters() if (ROOT / "nbs" / f"{c}.ipynb").exists()]
+    assert sorted(built_book.runs) == sorted(notebooks), set(built_book.runs) ^ set(notebooks)
+    failed = {k: v["error"][-2000:] for k, v in built_book.runs.items() if not v["ok"]}
+    assert not failed, failed
+    assert built_book.returncode == 0, built_book.output
 
 
 @pytest.mark.parametrize("chapter", chapters())

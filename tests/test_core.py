@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import book_build
 from randsmooth import ABSTAIN, Smooth, certify, predict
 from randsmooth.core import ESTIMATE, SELECT, block_noise
 from randsmooth.theory import linear_classifier
@@ -20,6 +21,15 @@ def small_cnn(num_classes=10):
 @pytest.fixture(scope="module")
 def cnn_inputs():
     return small_cnn(), torch.rand(5, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture()
+def all_cores():
+    "torch on every core for one test (an xdist worker has its share of them): batching is checked multi-threaded."
+    before = torch.get_num_threads()
+    torch.set_num_threads(book_build.cores())
+    yield
+    torch.set_num_threads(before)
 
 
 # --- 5. Bad input is a clear error -------------------------------------------------------------------------------------
@@ -96,7 +106,7 @@ def test_same_seed_same_certificate(cnn_inputs):
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 256, 257, 10_000])
-def test_counts_bit_identical_whatever_the_batch_size(cnn_inputs, batch_size):
+def test_counts_bit_identical_whatever_the_batch_size(cnn_inputs, batch_size, all_cores):
     model, x = cnn_inputs
     ref = _certify(model, x)
     got = _certify(model, x, batch_size=batch_size)
@@ -108,7 +118,7 @@ def test_counts_bit_identical_whatever_the_batch_size(cnn_inputs, batch_size):
     np.testing.assert_array_equal(p_got.counts, p_ref.counts)
 
 
-def test_an_input_gets_the_same_certificate_alone_or_in_a_batch(cnn_inputs):
+def test_an_input_gets_the_same_certificate_alone_or_in_a_batch(cnn_inputs, all_cores):
     "The noise is keyed by the input's index, so batching inputs together changes nothing."
     model, x = cnn_inputs
     full = _certify(model, x)

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-EXPERIMENTS = {"train.ipynb", "certify.ipynb", "predict.ipynb"}     # run under papermill in test_experiments.py
+EXPERIMENTS = {"train.ipynb", "certify.ipynb", "predict.ipynb"}     # run under papermill: test_system.py, the book
 NOTEBOOKS = sorted(p.name for p in (ROOT / "nbs").glob("*.ipynb") if not p.name.startswith("_") and p.name not in EXPERIMENTS)
 
 
@@ -29,7 +29,7 @@ def test_a_chapter_that_raises_fails_its_test(tmp_path):
     "The record the test above reads: ok only if every cell ran, the failing cell and its error named; nbdev's"
     " `#| eval: false` cells are skipped (as nbdev-test skips them), the other cells all run."
     import json
-    import build
+    from helpers import book_build as build
     cell = lambda src: {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
     nb = {"cells": [cell("x = 1"), cell("#| eval: false\nraise SystemExit('never run')"), cell("x += 1"),
                     cell("assert x == 3, f'x is {x}'")],
@@ -43,6 +43,27 @@ def test_a_chapter_that_raises_fails_its_test(tmp_path):
     assert "assert x == 3" in runs["bad"]["error"] and "AssertionError: x is 2" in runs["bad"]["error"]
     executed = json.loads((tmp_path / "bad.ipynb").read_text())["cells"]          # the outputs are kept for the page
     assert executed[-1]["outputs"][0]["ename"] == "AssertionError" and not executed[1].get("outputs")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_book_runs_the_cells_nbdev_test_runs(name):
+    "A chapter's run (book/build.py) stands for nbdev-test's: the same code cells, by nbdev's own rule for skipping"
+    " (#| eval: false, the tst_flags of pyproject.toml, front matter); no cell allowed to raise, none that exports."
+    import json
+    from helpers import book_build as build
+    from nbdev.config import get_config
+    from nbdev.process import NBProcessor
+    from nbdev.test import _skip_cell
+    nb = NBProcessor(ROOT / "nbs" / name, rm_directives=False, process=True).nb        # as nbdev-test reads it
+    skip = _skip_cell(nb, get_config(ROOT).tst_flags.split())
+    body = lambda src: "\n".join(l for l in src.split("\n") if not l.startswith("#|")).strip("\n")
+    nbdev_runs = [body(c.source) for c in nb.cells if not skip(c) and body(c.source)]
+    book = build.strip_nbdev(json.loads((ROOT / "nbs" / name).read_text()))["cells"]
+    book_runs = [c["source"] for c in book if c["cell_type"] == "code"
+                 and "skip-execution" not in c["metadata"]["tags"]]
+    assert book_runs == nbdev_runs
+    assert not any("raises-exception" in c["metadata"].get("tags", []) for c in book)
+    assert not any("nbdev_export(" in src for src in book_runs)   # it would rewrite the package under the other worker
 
 
 def test_export_matches_notebooks(tmp_path):
