@@ -72,7 +72,8 @@ def device_name(device):
     import torch
     device = torch.device(device)
     if device.type == "cuda": return torch.cuda.get_device_name(device)
-    return f"CPU: {cpu_name()} ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU: {cpu_name()} ({n} thread{'s' if n != 1 else ''})"
 
 # %% ../nbs/06a_logs.ipynb #e1b0563d
 def provenance(device):
