@@ -248,7 +248,8 @@ def execute_one(nb):
     from nbclient.exceptions import CellExecutionError
     book = nbformat.read(nb, as_version=4)
     try:    # cells tagged skip-execution (nbdev's #| eval: false) are not run, as nbdev-test does not run them
-        NotebookClient(book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(nb.parent)}}).execute()
+        NotebookClient(book, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(nb.parent)}}).execute()
     except CellExecutionError as e:
         sys.exit(str(e))
     finally:
