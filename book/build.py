@@ -203,6 +203,12 @@ EXPERIMENTS = {
 }
 
 
+def chapters():
+    "The book's pages in the order of book/_toc.yml: the front page, then every chapter of every part."
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
 def cores():
     "The cores this process may run on."
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -304,20 +310,30 @@ def execute(names, src, jobs=None, order=None):
 LOCK = ROOT / "_build" / ".book.lock"     # one build of the book at a time in a checkout
 
 
-@contextlib.contextmanager
-def book_lock():
-    "Hold the checkout's book lock, or stop at once: another build, or a test run reading its build, holds it."
-    if os.environ.get("RANDSMOOTH_BOOK_LOCK") == str(os.getppid()):    # the test run that started this build holds it
-        yield
-        return
+BUSY = (f"another build of the book, or a test run reading one, is under way in this checkout ({LOCK} is held): "
+        "wait until it ends")
+
+
+def hold_lock():
+    "The checkout's book lock, held; None (at once) if another build or a test run reading its build holds it."
     from filelock import FileLock, Timeout
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(LOCK)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        sys.exit(f"another build of the book, or a test run reading one, is under way in this checkout ({LOCK} is "
-                 "held): wait until it ends")
+        return None
+    return lock
+
+
+@contextlib.contextmanager
+def book_lock():
+    "Hold the checkout's book lock for a build, or stop at once saying who may hold it."
+    if os.environ.get("RANDSMOOTH_BOOK_LOCK") == str(os.getppid()):    # the test run that started this build holds it
+        yield
+        return
+    lock = hold_lock()
+    if lock is None: sys.exit(BUSY)
     try:
         yield
     finally:
@@ -346,9 +362,7 @@ def _main(jobs):
     mathjax(SRC / "_mathjax")
     if RUNS.exists():
         shutil.rmtree(RUNS)                           # every build runs the experiments afresh
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-    chapters = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    runs = execute([c for c in chapters if (SRC / f"{c}.ipynb").exists()], SRC, jobs,
+    runs = execute([c for c in chapters() if (SRC / f"{c}.ipynb").exists()], SRC, jobs,
                    {k: v["seconds"] for k, v in previous.items()})
     RECORD.write_text(json.dumps(runs, indent=1))
     failed = sorted(k for k, v in runs.items() if not v["ok"])

@@ -54,14 +54,8 @@ def built_book():
 
     The run holds the checkout's book lock until it ends, so another `make test` or `make book` cannot rebuild the book
     under its feet: that one stops at once and says why."""
-    from filelock import FileLock, Timeout
-    build.LOCK.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(build.LOCK)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        pytest.fail(f"another build of the book, or a test run reading one, is under way in this checkout "
-                    f"({build.LOCK} is held): wait until it ends")
+    lock = build.hold_lock()
+    if lock is None: pytest.fail(build.BUSY)
     try:
         for stale in (build.RECORD, build.BUILD / "html"):       # only this run's build may be read
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)

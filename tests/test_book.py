@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import book_build
+
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "_build" / "book" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def chapters():
-    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+chapters = book_build.chapters
 
 
 # One worker of pytest-xdist runs every test that reads the build (conftest.BOOK_TESTS): the book is built once.
@@ -230,8 +230,5 @@ def test_tables_link_their_markdown_and_latex_files(book, browser):
 
 def test_the_api_page_covers_every_module():
     "Every module of the package has its section in the API reference (a new module is not forgotten)."
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("build", ROOT / "book" / "build.py")
-    build = importlib.util.module_from_spec(spec); spec.loader.exec_module(build)
     modules = {p.stem for p in (ROOT / "randsmooth").glob("*.py") if not p.stem.startswith("_")}
-    assert modules == set(build.MODULES)
+    assert modules == set(book_build.MODULES)

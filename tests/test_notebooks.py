@@ -20,7 +20,7 @@ def test_notebook_runs(name, chapter_runs):
     """Each notebook runs top to bottom in a python3 kernel, its tests included, and raises nothing.
 
     A chapter is executed once in a test run: by the book's build when the run builds the book (tests/test_book.py),
-    else here, alone (`pytest -k 03_core`). As nbdev-test, cells marked `#| eval: false` are not run."""
+    else here, alone (`pytest tests/test_notebooks.py -k 03_core`). As nbdev-test, cells marked `#| eval: false` are not run."""
     run = chapter_runs[name.removesuffix(".ipynb")]
     assert run["ok"], run["error"]
 
