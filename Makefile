@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PIP_INSTALL := $(BIN)/pip install --quiet --constraint constraints.txt
 THEORY_NBS := 01_stats 02_theory 02a_bounds 03_core 03a_linear
 
-.PHONY: setup run theory reproduce book test test-fast export clean
+.PHONY: setup run theory reproduce readme book test test-fast export clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,11 @@ reproduce: $(STAMP)
 	cd nbs && for nb in $(RESULT_NBS); do \
 	  ../$(BIN)/papermill -k python3 --no-progress-bar $$nb.ipynb ../out/$$nb.ipynb || exit 1; \
 	  echo "ran nbs/$$nb.ipynb -> out/$$nb.ipynb"; done
+
+# README.md's result tables, rewritten from the results files between their <!-- table: NAME --> markers
+# (scripts/readme_tables.py; --check only compares, and tests/test_readme.py fails while they differ).
+readme: $(STAMP)
+	$(BIN)/python scripts/readme_tables.py
 
 # The book: the paper's chapters in its order, then the library, as HTML that needs no network (MathJax served locally).
 # It executes the method and results chapters (minutes on a CPU), and the experiment notebooks with small parameters

@@ -27,7 +27,8 @@ MODULES = ["stats", "theory", "core", "sequential", "sound", "fast", "data", "mo
 
 
 def strip_nbdev(nb):
-    "nbdev's #| directives are for the exporter: drop them; #| hide cells leave the page; front matter goes."
+    "nbdev's #| directives are for the exporter: drop them; #| hide cells leave the page, #| code-fold: true folds a"
+    " cell's source (Jupyter Book's hide-input); front matter goes."
     cells = []
     for c in nb["cells"]:
         if c["cell_type"] == "raw":
@@ -44,6 +45,8 @@ def strip_nbdev(nb):
                 tags.append("remove-cell")
             if any(d.replace(" ", "").lower() == "eval:false" for d in directives):
                 tags.append("skip-execution")
+            if any(d.replace(" ", "").lower() == "code-fold:true" for d in directives):
+                tags.append("hide-input")                   # plumbing: its source behind a "show code" toggle
             if "raises-exception" in tags:                  # nbclient would let the cell fail; nbdev-test would not
                 tags.remove("raises-exception")
         cells.append(c)
@@ -62,7 +65,12 @@ def _comments(obj):
 
 def _text(s):
     "Docstring or comment text for Markdown: <placeholders> are text, not HTML tags."
-    return (s or "").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")   # | would split a table row
+    return (s or "").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(s):
+    "Text for a cell of a Markdown table: | would split the row (outside a table, its escape would show)."
+    return _text(s).replace("|", "\\|")
 
 
 def _comment(module, name):
@@ -104,7 +112,7 @@ def _constant(name, obj, module=None):
     value = pprint.pformat(_value(obj), width=88, compact=True)
     if len(value) > 1500: value = value[:1500] + " ..."
     about = _comment(module, name) if module else ""
-    return [f"### `{name}`", "", _text(about) or "A constant.", "", f"```python\n{name} = {value}\n```", ""]
+    return [f"### `{name}`", "", _text(about), "", f"```python\n{name} = {value}\n```", ""]
 
 
 def _named(value, module=None):
@@ -141,7 +149,7 @@ def _entry(name, obj, module=None):
             for p, v in params.items() if p != "self"]
     if any(c for _, _, c in rows):
         out += ["| parameter | default | meaning |", "|---|---|---|"]
-        out += [f"| `{p}` | `{d}` | {_text(c)} |" if d else f"| `{p}` | | {_text(c)} |" for p, d, c in rows]
+        out += [f"| `{p}` | `{d}` | {_cell(c)} |" if d else f"| `{p}` | | {_cell(c)} |" for p, d, c in rows]
         out.append("")
     if inspect.isclass(obj):
         for m, f in inspect.getmembers(obj, inspect.isfunction):
@@ -154,8 +162,22 @@ def _entry(name, obj, module=None):
     return out
 
 
+def undocumented():
+    "Every exported name with no sentence of its own (a docstring, or a constant's comment in the source)."
+    missing = []
+    for mod in MODULES:
+        m = importlib.import_module(f"randsmooth.{mod}")
+        for name in getattr(m, "__all__", []):
+            obj = getattr(m, name)
+            said = inspect.getdoc(obj) if inspect.isclass(obj) or callable(obj) else _comment(m, name)
+            if not (said or "").strip(): missing.append(f"randsmooth.{mod}.{name}")
+    return missing
+
+
 def api_page():
     "The API reference: every exported name of every module, from the package itself."
+    if missing := undocumented():
+        raise ValueError(f"say what each of these is, in a docstring or a comment: {', '.join(missing)}")
     lines = ["# API reference", "",
              "> Every function and class the package exports, with its signature, docstring and parameter comments, "
              "generated from the package when the book is built.", ""]
@@ -307,6 +329,44 @@ def execute(names, src, jobs=None, order=None):
         return dict(pool.map(run, names))
 
 
+# What a textbook would not print (tests/test_book.py reads these rules): NumPy's scalar reprs, paths of the machine
+# that built the book, walls of lines, and a figure drawn twice. The build fails on any of them, naming the cell.
+NUMPY_REPR = re.compile(r"\bnp\.(?:float|int|uint|bool|complex|str)\w*\(")
+MACHINE_PATH = re.compile(r"(?<![\w.~:/-])/(?:home|tmp|work|root|Users|var|mnt|opt|srv|usr|private)/[\w.-]")
+MAX_LINES = 30                                 # printed lines in one output
+
+
+def _texts(output):
+    "The text a reader sees in one output: a stream, or the plain text of a result (an HTML table is checked as HTML)."
+    if "text" in output: return ["".join(output["text"])]
+    data = output.get("data", {})
+    return ["".join(v) for k, v in data.items() if k in ("text/plain", "text/html", "text/markdown")
+            and not (k == "text/plain" and "text/html" in data)]
+
+
+def audit(notebooks):
+    "Every output of the executed `notebooks` a textbook would not print: [(chapter, cell, what)]."
+    import hashlib
+    found, figures = [], {}
+    for nb in notebooks:
+        for i, cell in enumerate(json.loads(Path(nb).read_text())["cells"]):
+            where = (Path(nb).stem, i)
+            for out in cell.get("outputs", []):
+                for text in _texts(out):
+                    for rule in (NUMPY_REPR, MACHINE_PATH):
+                        if m := rule.search(text):
+                            found.append((*where, f"prints {text[max(0, m.start() - 30):m.end() + 30]!r}"))
+                    if "text/html" not in out.get("data", {}) and text.rstrip("\n").count("\n") >= MAX_LINES:
+                        found.append((*where, f"prints {text.count(chr(10))} lines: {text[:60]!r}"))
+                png = out.get("data", {}).get("image/png")
+                if png:
+                    key = hashlib.sha256("".join(png).encode()).hexdigest()
+                    if key in figures: found.append((*where, f"draws the figure {figures[key][0]} cell "
+                                                             f"{figures[key][1]} drew"))
+                    figures.setdefault(key, where)
+    return found
+
+
 LOCK = ROOT / "_build" / ".book.lock"     # one build of the book at a time in a checkout
 
 
@@ -366,6 +426,7 @@ def _main(jobs):
                    {k: v["seconds"] for k, v in previous.items()})
     RECORD.write_text(json.dumps(runs, indent=1))
     failed = sorted(k for k, v in runs.items() if not v["ok"])
+    unprintable = audit(SRC / f"{c}.ipynb" for c in chapters() if (SRC / f"{c}.ipynb").exists())
     jb = Path(sys.executable).parent / "jupyter-book"
     res = subprocess.run([str(jb), "build", str(SRC), "--path-output", str(BUILD), "--warningiserror", "--keep-going"],
                          cwd=SRC, text=True, capture_output=True, env=kernel_env())
@@ -384,8 +445,12 @@ def _main(jobs):
         shutil.rmtree(target)
     shutil.move(str(html), str(target))
     print(f"book: {target / 'index.html'}")
-    if failed:
-        sys.exit(f"{len(failed)} chapter(s) failed to execute: {', '.join(failed)} (the record: {RECORD})")
+    if unprintable:
+        print("\nOutputs a textbook would not print:", *(f"  {c}, cell {i}: {w}" for c, i, w in unprintable),
+              sep="\n", file=sys.stderr)
+    if failed or unprintable:
+        sys.exit(f"{len(failed)} chapter(s) failed to execute ({', '.join(failed) or 'none'}; the record: {RECORD}), "
+                 f"{len(unprintable)} output(s) a textbook would not print")
 
 
 def _positive(s):

@@ -51,6 +51,7 @@ def _add_fields(parser, cls, skip=()):
                                   **kw)
 
 def build_parser():
+    "The argument parser of the randsmooth command: its subcommands and their options, each from its dataclass."
     p = argparse.ArgumentParser(prog="randsmooth",
                                 description="Randomized smoothing (Cohen et al., 2019): train, certify, predict.")
     sub = p.add_subparsers(dest="command", required=True)

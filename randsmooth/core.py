@@ -243,7 +243,7 @@ def certify(
     seed=0,            # the noise is a function of (seed, index), nothing else
     indices=None,      # each input's index in its data set; default 0..N-1
     progress=False,    # show a progress bar over all draws
-    noise="gaussian",  # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound.ipynb)
+    noise="gaussian",  # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound noise)
     quantize=False,    # noise='sound': round x to the grid (else an input off it is an error)
 ) -> Certificate:
     "The paper's CERTIFY on each input of a batch: class and certified L2 radius, or ABSTAIN."
@@ -253,12 +253,12 @@ def certify(
     with eval_mode(model), tqdm(total=len(x) * (n0 + n), disable=not progress, unit="draw", unit_scale=True,
                                 desc="certify") as bar:
         counts0 = sample_counts(model, x, n0, sigma, batch_size, seed, SELECT, indices, num_classes, bar,
-                                sampler)
+                                sampler)                       # counts0 ← SAMPLEUNDERNOISE(f, x, n0, σ)
         counts = sample_counts(model, x, n, sigma, batch_size, seed, ESTIMATE, indices, counts0.shape[1], bar,
-                               sampler)
+                               sampler)                        # counts ← SAMPLEUNDERNOISE(f, x, n, σ)
     c_hat = counts0.argmax(dim=1)                               # ĉ_A: top class of the selection draws
     n_a = counts.gather(1, c_hat[:, None])[:, 0].cpu().numpy()  # n_A = counts[ĉ_A]
-    ok, p_a, radius = decide(n_a, n, alpha, sigma)              # certified where p_A's lower bound > 1/2
+    ok, p_a, radius = decide(n_a, n, alpha, sigma)              # p_A ← LOWERCONFBOUND; R = σ Φ⁻¹(p_A) if p_A > ½
     return Certificate(prediction=np.where(ok, c_hat.cpu().numpy(), ABSTAIN), radius=radius,
                        p_a_lower=p_a, n_a=n_a, counts0=counts0.cpu().numpy(), counts=counts.cpu().numpy())
 
@@ -285,7 +285,7 @@ def predict(
     seed=0,            # the noise is a function of (seed, index), nothing else
     indices=None,      # each input's index in its data set; default 0..N-1
     progress=False,    # show a progress bar over all draws
-    noise="gaussian",  # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound.ipynb)
+    noise="gaussian",  # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound noise)
     quantize=False,    # noise='sound': round x to the grid (else an input off it is an error)
 ) -> Prediction:
     "The paper's PREDICT on each input of a batch: g(x), or ABSTAIN."
@@ -294,11 +294,12 @@ def predict(
     alpha = spend(alpha, sampler, n * x[0].numel())            # sound noise: what its approximation costs
     with eval_mode(model), tqdm(total=len(x) * n, disable=not progress, unit="draw", unit_scale=True,
                                 desc="predict") as bar:
-        counts = sample_counts(model, x, n, sigma, batch_size, seed, PREDICT, indices, num_classes, bar, sampler)
+        counts = sample_counts(model, x, n, sigma, batch_size, seed, PREDICT, indices, num_classes, bar,
+                               sampler)                        # counts ← SAMPLEUNDERNOISE(f, x, n, σ)
     top = counts.topk(min(2, counts.shape[1]), dim=1)          # ĉ_A, ĉ_B and their counts
     n_a = top.values[:, 0].cpu().numpy()
     n_b = top.values[:, 1].cpu().numpy() if counts.shape[1] > 1 else np.zeros_like(n_a)
-    p = np.atleast_1d(binom_pvalue(n_a, n_a + n_b, 0.5))
+    p = np.atleast_1d(binom_pvalue(n_a, n_a + n_b, 0.5))       # BINOMPVALUE(n_A, n_A + n_B, 0.5)
     return Prediction(prediction=np.where(p <= alpha, top.indices[:, 0].cpu().numpy(), ABSTAIN),
                       p_value=p, counts=counts.cpu().numpy())
 

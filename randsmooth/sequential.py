@@ -222,7 +222,7 @@ def certify_sequential(
     futility=3.0,       # rule 3's z (None: the upper bound alone)
     final=0.5,          # the share of alpha spent on a Clopper-Pearson test at n_max, for the inputs that get there
     sequence=cs_bounds, # (s, t, alpha) -> (lower, upper): the confidence sequence
-    noise="gaussian",   # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound.ipynb)
+    noise="gaussian",   # 'gaussian': float noise, as the paper; 'sound': exact noise on the 1/255 grid (sound noise)
     quantize=False,     # noise='sound': round x to the grid (else an input off it is an error)
 ) -> SequentialCertificate:
     "Certify each input at every radius of a grid, drawing noise only until the grid is decided."
@@ -250,7 +250,7 @@ def certify_sequential(
     pursue = None if radii is None else p0 < best                              # the radii they could certify
     if radii is not None and not pursue.all():
         why = (f"out of reach: {n_max:,} draws that all agree certify at most radius "
-               f"{sigma * norm.ppf(best):.4g} at sigma = {sigma:g}, alpha = {alpha:g}")
+               f"{sigma * norm.ppf(best):.4g} at σ = {sigma:g}, α = {alpha:g}")
         if not pursue.any(): raise ValueError(f"every radius of {radii.tolist()} is {why}; raise n_max")
         warnings.warn(f"radii {radii[~pursue].tolist()} are {why}: they are not pursued", stacklevel=2)
     s, t = np.zeros(N), np.zeros(N)

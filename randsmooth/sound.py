@@ -118,7 +118,7 @@ def on_grid(x, quantize=False, grid=GRID):
                              f"the model")
     return v
 
-NOISES = ("gaussian", "sound")
+NOISES = ("gaussian", "sound")        # the smoothing noises: float Gaussian (the paper's) or sound noise on the grid
 
 def smoothing_noise(noise, x, sigma, quantize=False):
     "(x, sampler): the inputs as the noise needs them and SoundNoise for noise='sound', None for 'gaussian'."

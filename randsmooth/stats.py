@@ -160,8 +160,8 @@ def radius_lecuyer(
     def r(beta_, expand=False):
         pa, pb = (p_a[..., None], p_b[..., None]) if expand else (p_a, p_b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            delta = (pa - np.exp(2 * beta_) * pb) / (1 + np.exp(beta_))
-            return beta_ / np.sqrt(2 * np.log(1.25 / delta))
+            eta = (pa - np.exp(2 * beta_) * pb) / (1 + np.exp(beta_))      # the largest η the condition allows
+            return beta_ / np.sqrt(2 * np.log(1.25 / eta))
     best = _maximise(r, np.zeros_like(b_max), b_max)
     return _out(np.where(ok, sigma * np.maximum(best, 0), 0.0))
 
@@ -173,15 +173,15 @@ def radius_li(
 ):
     "Li et al. (2018)'s certified radius in the paper's notation (Appendix I); 0 if none."
     p_a, sigma, p_b = _pair(p_a, sigma, p_b)
-    def h(t, expand=False):                                    # α = 1 + e^t
+    def h(t, expand=False):                                    # the Rényi order λ = 1 + e^t
         pa, pb = (p_a[..., None], p_b[..., None]) if expand else (p_a, p_b)
-        a = 1 + np.exp(t)
+        lam = 1 + np.exp(t)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # log of the power mean (½ p_A^(1-α) + ½ p_B^(1-α))^(1/(1-α))
-            log_m = (np.logaddexp((1 - a) * np.log(pa), (1 - a) * np.log(pb)) - np.log(2)) / (1 - a)
-            return -2 / a * np.log(1 - pa - pb + 2 * np.exp(log_m))
+            # log of the power mean (½ p_A^(1-λ) + ½ p_B^(1-λ))^(1/(1-λ))
+            log_m = (np.logaddexp((1 - lam) * np.log(pa), (1 - lam) * np.log(pb)) - np.log(2)) / (1 - lam)
+            return -2 / lam * np.log(1 - pa - pb + 2 * np.exp(log_m))
     lo = np.full(p_a.shape, -14.0)
-    best = _maximise(h, lo, lo + 22)                           # α in (1 + 1e-6, 1 + e^8)
+    best = _maximise(h, lo, lo + 22)                           # λ in (1 + 1e-6, 1 + e^8)
     return _out(np.where(p_a > p_b, sigma * np.sqrt(np.maximum(best, 0)), 0.0))   # p_A <= p_B certifies nothing
 
 # %% ../nbs/01_stats.ipynb #ea07c0ba

@@ -105,7 +105,7 @@ def wong_radius(
     return {"predict": pred.cpu(), "radius": radius, "correct": correct, "evals": evals, "width": width}
 
 # %% ../nbs/13_wong.ipynb #1019d661
-WONG_FORMAT = "randsmooth-wong-1"
+WONG_FORMAT = "randsmooth-wong-1"      # the format tag of a Wong et al. checkpoint, checked when one is loaded
 
 def wong_checkpoint(dataset, epsilon, epochs=8, seed=0, checkpoint_dir=None):
     "Where train_wong keeps the network trained at this epsilon."

@@ -2,6 +2,7 @@
 chapter loads, its math is typeset, its figures load, nothing is requested from outside the book, and no JavaScript
 error occurs; and the build executed every chapter, each without error."""
 import functools
+import json
 import http.server
 import re
 import shutil
@@ -45,7 +46,8 @@ def browser():
         pytest.fail("Chromium is not installed: apt-get install chromium (.ci/run does)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+        # Scroll bars are shown, as a reader's browser shows them (headless Chromium hides them by default).
+        b = p.chromium.launch(executable_path=CHROMIUM, ignore_default_args=["--hide-scrollbars"], args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         yield b
@@ -77,6 +79,34 @@ SHRUNK = """() => Array.from(document.querySelectorAll('article img'))
   .filter(i => i.naturalWidth > 0 && i.clientWidth / i.naturalWidth < 0.81)
   .map(i => [Math.round(100 * i.clientWidth / i.naturalWidth) / 100, i.currentSrc.split('/').pop().slice(0, 16)])"""
 
+# Content a reader cannot see: a box that hides what overflows it (overflow hidden or clip) while its content is wider,
+# or an element that sticks out of the window sideways with no box around it that scrolls. A folded cell is skipped.
+CLIPPED = """() => {
+  const article = document.querySelector('article') || document.body, width = document.documentElement.clientWidth;
+  const scrolls = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; } return false; };
+  const out = [];
+  for (const e of article.querySelectorAll('*')) {
+    if (e.closest('details:not([open]), mjx-assistive-mml') || e.ownerSVGElement) continue;
+    const s = getComputedStyle(e);
+    if (s.display === 'none' || s.visibility === 'hidden') continue;
+    const label = e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined ? '.' + e.className : '')
+      + ': ' + (e.innerText || e.textContent || '').trim().split('\\n')[0].slice(0, 50);
+    if (['hidden', 'clip'].includes(s.overflowX) && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+      out.push('cut by ' + (e.scrollWidth - e.clientWidth) + ' px: ' + label);
+    const r = e.getBoundingClientRect();
+    if (['auto', 'scroll'].includes(s.overflowX) && e.scrollLeft === 0)       // what a scroll box cannot reach
+      for (const c of e.children) {
+        const left = c.getBoundingClientRect();
+        if (left.width > 0 && left.left < r.left - 1)
+          out.push('out of reach left of its scroll box by ' + Math.round(r.left - left.left) + ' px: ' + label);
+      }
+    if (r.width > 0 && (r.right > width + 1 || r.left < -1) && !scrolls(e))
+      out.push('off the window by ' + Math.round(Math.max(r.right - width, -r.left)) + ' px: ' + label);
+  }
+  return out.slice(0, 12);
+}"""
+
 # A Markdown table (a header row and its |---| rule) or a LaTeX tabular printed into a cell's output.
 PRINTED_TABLES = """() => Array.from(document.querySelectorAll('.cell_output pre, .output pre'))
   .map(e => e.innerText)
@@ -99,9 +129,11 @@ def test_the_build_executed_every_chapter_without_error(built_book):
     assert built_book.returncode == 0, built_book.output
 
 
+@pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("chapter", chapters())
-def test_chapter_reads_as_a_reader_would(book, browser, chapter):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def test_chapter_reads_as_a_reader_would(book, browser, chapter, width):
+    "Every page at a desktop's width and at a phone's (390 px): typeset, whole, nothing clipped, nothing from outside."
+    page = browser.new_page(viewport={"width": width, "height": 900})
     outside, errors = [], []
     host = book.split("//")[1]
 
@@ -132,10 +164,13 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
         assert page.locator("mjx-container").count() > 5, "no typeset math"
     images = page.evaluate("() => Array.from(document.images).map(i => [i.currentSrc, i.complete, i.naturalWidth])")
     assert all(ok and w > 0 for _, ok, w in images), [src for src, ok, w in images if not (ok and w > 0)]
-    sideways = page.evaluate(SIDEWAYS)
-    assert not sideways, f"boxes that scroll sideways at 1280 px (overflow in px, first line): {sideways}"
-    shrunk = page.evaluate(SHRUNK)
+    clipped = page.evaluate(CLIPPED)
+    assert not clipped, f"content clipped at {width} px: {clipped}"
+    shrunk = page.evaluate(SHRUNK)                 # on a phone, a figure keeps its size and scrolls sideways
     assert not shrunk, f"figures shrunk so far that 8 pt text is under 9 px on screen (scale, image): {shrunk}"
+    if width >= 1280:                  # on a phone, code, equations and tables scroll inside their boxes instead
+        sideways = page.evaluate(SIDEWAYS)
+        assert not sideways, f"boxes that scroll sideways at 1280 px (overflow in px, first line): {sideways}"
     spilling = page.evaluate(SPILLING_CELLS)
     assert not spilling, f"table cells whose text spills over their neighbours: {spilling}"
     printed = page.evaluate(PRINTED_TABLES)
@@ -145,7 +180,13 @@ def test_chapter_reads_as_a_reader_would(book, browser, chapter):
     assert not errors, f"JavaScript errors: {errors}"
     assert not re.search(r"Traceback \(most recent call last\)", page.inner_text("body")), "an executed cell failed"
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{chapter}.png"), full_page=True)
+    shot = str(SHOTS / (f"{chapter}.png" if width == 1280 else f"{chapter}-{width}.png"))
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    if height <= 16000:                # a window as tall as the page: its scroll bars are drawn, as a reader sees them
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=shot)
+    else:                              # (a full-page capture hides them; it is kept for the few very long pages)
+        page.screenshot(path=shot, full_page=True)
     page.close()
 
 
@@ -158,6 +199,8 @@ def test_the_api_page_shows_constants_as_constants(book, browser):
     assert "ABSTAIN = -1" in text and "CERTIFY_COLUMNS = [" in text
     for builtin_doc in ("int([x]) -> integer", "dict() -> new empty dictionary", "function ABSTAIN"):
         assert builtin_doc not in text, builtin_doc
+    assert "A constant." not in text and "\\|" not in text          # no stub, no escape shown as it is
+    assert "Phi(Phi^-1(p_a) - ||delta||/sigma)" in text               # the docstring's | as written
 
 
 def test_figures_of_the_paper_appear(book, browser):
@@ -211,16 +254,18 @@ def test_experiment_pages_show_the_run_they_describe(book, browser, chapter, sho
     assert figures >= (0 if chapter == "predict" else 1)
 
 
-def test_tables_link_their_markdown_and_latex_files(book, browser):
-    "The results chapters' tables are HTML tables with their Markdown and LaTeX exports one click away."
+@pytest.mark.parametrize("chapter, saved", [("results_paper", 2), ("appendix_e", 2)])
+def test_tables_link_their_markdown_and_latex_files(book, browser, chapter, saved):
+    "The results chapters' tables are HTML tables with their Markdown and LaTeX exports one click away (Table 1 and"
+    " CIFAR-10's envelope in the results chapter, Appendix E's two on its page)."
     page = browser.new_page()
-    page.goto(f"{book}/results_paper.html")
+    page.goto(f"{book}/{chapter}.html")
     tables = page.locator("article table.rs-table").count()
     links = page.evaluate("() => Array.from(document.querySelectorAll('a[href^=\"out/tables/\"]')).map(a => a.href)")
     responses = [page.request.get(url) for url in links]
     texts = [(u, r.ok, r.text() if r.ok else "") for u, r in zip(links, responses)]
     page.close()
-    assert tables >= 6 and len(links) == 2 * 4      # Table 1, CIFAR-10's envelope, Appendix E twice
+    assert tables >= saved and len(links) == 2 * saved
     assert all(ok for _, ok, _ in texts), [u for u, ok, _ in texts if not ok]
     tex = [t for u, _, t in texts if u.endswith(".tex")]
     assert tex and all(t.startswith("\\begin{tabular}") for t in tex)
@@ -232,3 +277,75 @@ def test_the_api_page_covers_every_module():
     "Every module of the package has its section in the API reference (a new module is not forgotten)."
     modules = {p.stem for p in (ROOT / "randsmooth").glob("*.py") if not p.stem.startswith("_")}
     assert modules == set(book_build.MODULES)
+
+
+def test_every_public_name_says_what_it_is():
+    "The API page gives each exported name a sentence of its own; the build stops, naming it, when one has none."
+    assert book_build.undocumented() == []
+    import randsmooth.wong as wong
+    comment = book_build._comment
+    try:
+        book_build._comment = lambda module, name: "" if name == "WONG_FORMAT" else comment(module, name)
+        assert book_build.undocumented() == ["randsmooth.wong.WONG_FORMAT"]
+        with pytest.raises(ValueError, match="randsmooth.wong.WONG_FORMAT"): book_build.api_page()
+    finally:
+        book_build._comment = comment
+    assert wong.WONG_FORMAT
+
+
+def _notebook(tmp_path, name, *outputs):
+    "An executed notebook of one code cell with these outputs."
+    nb = {"cells": [{"cell_type": "code", "source": "x", "metadata": {}, "outputs": list(outputs)}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / f"{name}.ipynb").write_text(json.dumps(nb))
+    return tmp_path / f"{name}.ipynb"
+
+
+def test_the_build_refuses_outputs_a_textbook_would_not_print(tmp_path):
+    "NumPy scalar reprs, the building machine's paths, walls of lines and a figure drawn twice are each found, by"
+    " chapter and cell; rounded numbers, relative paths, HTML tables and distinct figures pass."
+    text = lambda t: {"output_type": "stream", "name": "stdout", "text": t}
+    result = lambda t: {"output_type": "execute_result", "data": {"text/plain": t}, "metadata": {}}
+    png = lambda b: {"output_type": "display_data", "data": {"image/png": b}, "metadata": {}}
+    clean = _notebook(tmp_path, "clean", result("(0.3111, 218105)"), text("results/certify/run.tsv\n"),
+                      png("AAAA"), {"output_type": "execute_result", "metadata": {},
+                                    "data": {"text/html": "<table>" + "<tr></tr>\n" * 50, "text/plain": "x"}})
+    assert book_build.audit([clean]) == []
+    bad = [_notebook(tmp_path, "a", result("np.float64(0.3110532269907861)")),
+           _notebook(tmp_path, "b", result("(3.8, np.int64(218105))")),
+           _notebook(tmp_path, "c", text(f"wrote {ROOT}/_build/book/runs/x.tsv\n")),
+           _notebook(tmp_path, "d", text("repaired /tmp/tmpezvxcnsm/certify/x.tsv\n")),
+           _notebook(tmp_path, "e", text("done certify\n" * 35)),
+           _notebook(tmp_path, "f", png("AAAA"))]
+    found = book_build.audit([clean, *bad])
+    assert [c for c, _, _ in found] == ["a", "b", "c", "d", "e", "f"], found
+    assert "draws the figure clean cell 0 drew" in found[-1][2]
+
+
+# The lines of code a reader sees without opening anything: folded cells (hide-input) and closed toggles do not count.
+VISIBLE_CODE = """() => Array.from(document.querySelectorAll('article .cell_input pre'))
+  .filter(e => !e.closest('details:not([open])') && e.offsetParent !== null)
+  .map(e => e.innerText.replace(/\\n+$/, '').split('\\n').length).reduce((a, b) => a + b, 0)"""
+
+
+def paper_chapters():
+    "The chapters of the paper's parts (Sections 1 to 5 and the appendices): every part before 'Beyond the paper'."
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    captions = [p["caption"] for p in toc["parts"]]
+    return {c["file"]: p["caption"] for p in toc["parts"][:captions.index("Beyond the paper")] for c in p["chapters"]}
+
+
+def test_the_paper_part_shows_the_argument_before_the_plumbing(book, browser):
+    "Per chapter of the paper's part, the code a reader sees without expanding anything, written to"
+    " _build/book/code_lines.json; PREDICT and CERTIFY's chapter (Section 3.2) shows under 150 lines, training's"
+    " (Section 3.3) under 100, and each chapter folds what it does not need to show."
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    lines = {}
+    for chapter, part in paper_chapters().items():
+        page.goto(f"{book}/{chapter}.html")
+        lines[chapter] = {"part": part, "visible code lines": page.evaluate(VISIBLE_CODE)}
+    page.close()
+    (ROOT / "_build" / "book" / "code_lines.json").write_text(json.dumps(lines, indent=1))
+    assert lines["03_core"]["visible code lines"] < 150, lines["03_core"]
+    assert lines["06_train"]["visible code lines"] < 100, lines["06_train"]
+    assert lines["01_stats"]["visible code lines"] < 200, lines["01_stats"]

@@ -49,7 +49,7 @@ def test_certify_notebook_as_a_user_types_it(tmp_path, home):
                          text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-6000:]
     out = (tmp_path / "stdout.txt").read_text()
-    assert "training the default recipe first" in out and "1000 inputs, sigma = 0.5" in out
+    assert "training the default recipe first" in out and "1000 inputs, σ = 0.5" in out
     acc = {float(l.split()[4]): float(l.split()[5].rstrip("%")) for l in out.splitlines() if "certified accuracy at radius" in l}
     assert acc[0.0] > 80 and acc[0.5] > 50                                  # a real model, really certified
 

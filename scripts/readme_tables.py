@@ -1,0 +1,181 @@
+"""README.md's result tables, written from the results files.
+
+    python scripts/readme_tables.py           # rewrite the tables in README.md (`make readme`)
+    python scripts/readme_tables.py --check   # exit 1, printing a diff, if README.md differs from what it would write
+
+Each table stands between `<!-- table: NAME -->` and `<!-- /table: NAME -->` (a blank line inside each), and TABLES
+maps NAME to the function that writes it from results/, bench/results/ and data/original-logs/. Only pandas and SciPy
+are imported (not torch), so a check takes about a second; tests/test_readme.py runs one.
+"""
+import argparse
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+from scipy.stats import binomtest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SIGMAS = [0.12, 0.25, 0.5, 1.0]
+MARKED = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n\n).*?(\n\n<!-- /table: (?P=name) -->)", re.S)
+
+
+def certify_log(arch, noise, sigma, n=10_000, skip=1):
+    "Our certify log of the model `arch` trained at `noise`, smoothed at `sigma` (the one file that matches)."
+    name = f"sigma{sigma:g}-n0_100-n{n}-alpha0.001-skip{skip}-max-1-seed0-test.tsv"
+    [path] = (ROOT / "results" / "certify").glob(f"mnist-{arch}-noise{noise:g}-ep90-seed0-*/{name}")
+    return pd.read_csv(path, sep="\t")
+
+
+def paper_log(noise, sigma):
+    "The paper's CIFAR-10 ResNet-110 log, trained at `noise`, smoothed at `sigma`."
+    path = f"data/original-logs/certify/cifar10/resnet110/noise_{noise:.2f}/test/sigma_{sigma:.2f}"
+    return pd.read_csv(ROOT / path, sep="\t")
+
+
+def accuracy(df, radii):
+    "Approximate certified accuracy at each radius: the fraction of inputs classified correctly with radius >= r."
+    return [((df["correct"] == 1) & (df["radius"] >= r)).mean() for r in radii]
+
+
+def pct(fractions): return [f"{100 * v:.1f}" for v in fractions]
+
+
+def bench(name): return json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
+
+
+def table(header, rows):
+    "A Markdown table; an empty cell is written `| |`."
+    line = lambda cells: "|" + "|".join(f" {c} " if c != "" else " " for c in cells) + "|"
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+
+def mnist():
+    radii = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
+    return table(["sigma", "r = 0", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0"],
+                 [[f"{s:.2f}", *pct(accuracy(certify_log("small_cnn", s, s), radii))] for s in SIGMAS])
+
+
+def mnist_n100000():
+    multiples = [3.0, 3.25, 3.5, 3.75]                            # of sigma
+    radii = lambda s: [m * s for m in multiples]
+    return table(["sigma", "n", "r = 3.0 sigma", "3.25 sigma", "3.5 sigma", "3.75 sigma"],
+                 [[f"{s:.2f}", f"{n:,}", *pct(accuracy(certify_log("small_cnn", s, s, n), radii(s)))]
+                  for s in SIGMAS for n in (10_000, 100_000)])
+
+
+def baselines():
+    df = pd.read_csv(ROOT / "results" / "baselines" / "mnist-noisy-accuracy.tsv", sep="\t")
+    at = lambda noise: df[df["training_noise"] == noise].set_index("sigma")["accuracy"]
+    rows = {"0 (undefended)": 0.0, "1.0": 1.0}
+    return table(["trained at noise", "test noise 0", "0.25", "0.5", "1.0"],
+                 [[name, *pct(at(noise)[[0.0, 0.25, 0.5, 1.0]])] for name, noise in rows.items()])
+
+
+def mismatch():
+    radii = [0.0, 1.0, 1.5]
+    return table(["trained at", "CIFAR-10 (paper's logs) r = 0", "r = 1.0", "r = 1.5",
+                  "MNIST (ours) r = 0", "r = 1.0", "r = 1.5"],
+                 [[str(t) + (" (matched)" if t == 0.5 else ""), *pct(accuracy(paper_log(t, 0.5), radii)),
+                   *pct(accuracy(certify_log("small_cnn", t, 0.5), radii))] for t in SIGMAS])
+
+
+def wong():
+    radii = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
+    best = lambda logs: pct(max(column) for column in zip(*(accuracy(df, radii) for df in logs)))
+    even = lambda df: df[df["idx"] % 2 == 0]                     # the 500 digits of the Wong runs
+    rows = [[f"Wong et al., epsilon = {e:g} (deterministic)",
+             *pct(accuracy(pd.read_csv(ROOT / f"results/wong/mnist-wong_small-eps{e:g}-ep8-seed0.tsv", sep="\t"),
+                           radii))] for e in (0.5, 1.0)]
+    rows.append(["smoothing, the same network", *best(certify_log("wong_small", s, s, skip=2) for s in SIGMAS[1:])])
+    rows.append(["smoothing, our small CNN", *best(even(certify_log("small_cnn", s, s)) for s in SIGMAS[1:])])
+    return table(["", "r = 0", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0"], rows)
+
+
+def attack():
+    paper = {1.5: "17", 2.0: "53"}                                # the paper's ImageNet numbers (Section 4)
+    runs = pd.read_csv(ROOT / "results" / "attack" / "mnist-sigma0.25-tightness.tsv", sep="\t")
+    fooled = []
+    for _, t in runs.groupby("multiple"):
+        k, m = int((t["outcome"] == "fooled").sum()), len(t)
+        ci = binomtest(k, m).proportion_ci(0.95, method="exact")
+        low = f"{100 * ci.low:.1f}" if ci.low > 0 else "0"
+        fooled.append(f"{100 * k / m:.1f} [{low}, {100 * ci.high:.1f}]")
+    multiples = sorted(runs["multiple"].unique())
+    return table(["attack radius", *(f"{m:g} R" for m in multiples)],
+                 [["fooled (ours, MNIST)", *fooled], ["paper (ImageNet)", *(paper.get(m, "") for m in multiples)]])
+
+
+def sequential():
+    results = bench("sequential")
+    wall = {(r["sigma"], r["setting"]): r["wall_ratio"] for r in results["timed"]["rows"]}
+    return table(["sigma", "radii", "forward passes per digit (mean)", "fewer than CERTIFY", "target",
+                  "largest accuracy gap (points)", "wall-time ratio"],
+                 [[f"{r['sigma']:g}", r["setting"], f"{round(r['mean_samples']):,}", f"{r['ratio']:.1f}x",
+                   f"{r['target']}x", f"{r['max_difference_points']:.2f}", f"{wall[r['sigma'], r['setting']]:.1f}x"]
+                  for r in results["mnist"]["rows"]])
+
+
+def sound_accuracy():
+    rows = bench("sound")["mnist"]["rows"]
+    shown = [i for i, r in enumerate(rows[0]["radii"]) if r <= 2]
+    return table(["sigma", "noise", *(f"r = {rows[0]['radii'][i]:g}" for i in shown)],
+                 [[f"{r['sigma']:g}", noise, *pct(r[f"accuracy_{noise}"][i] for i in shown)]
+                  for r in rows for noise in ("float", "sound")])
+
+
+def sound_cost():
+    return table(["base classifier", "sigma", "inputs", "float noise, s/input", "sound noise, s/input",
+                  "sound / float", "the noise alone"],
+                 [[r["model"], f"{r['sigma']:g}", str(r["inputs"]), f"{r['float_seconds'] / r['inputs']:.3f}",
+                   f"{r['sound_seconds'] / r['inputs']:.3f}", f"{r['ratio']:.2f}x", f"{r['noise_ratio']:.1f}x"]
+                  for r in bench("sound")["timed"]["rows"]])
+
+
+TABLES = {f.__name__: f for f in (mnist, mnist_n100000, baselines, mismatch, wong, attack, sequential,
+                                   sound_accuracy, sound_cost)}
+
+
+def generate():
+    "Every table, by name, as this script writes it."
+    return {name: make() for name, make in TABLES.items()}
+
+
+def render(text, tables=None):
+    "The README's text with every marked table replaced by its generated version."
+    tables, seen = tables or generate(), []
+    def replace(m):
+        if m["name"] not in tables: raise ValueError(f"README.md marks a table not in TABLES: {m['name']}")
+        seen.append(m["name"])
+        return m[1] + tables[m["name"]] + m[3]
+    out = MARKED.sub(replace, text)
+    if sorted(seen) != sorted(tables): raise ValueError(f"README.md must mark each of {sorted(tables)} once: {seen}")
+    return out
+
+
+def diff(text, tables=None):
+    "What `render` would change in the README's text, as a unified diff ('' when nothing)."
+    return "".join(difflib.unified_diff(text.splitlines(True), render(text, tables).splitlines(True),
+                                        "README.md", "README.md (from the results files)"))
+
+
+def main(argv=None):
+    args = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args.add_argument("--check", action="store_true", help="exit 1 with a diff if README.md is not up to date")
+    text = README.read_text()
+    if args.parse_args(argv).check:
+        if changes := diff(text):
+            sys.stdout.write(changes)
+            return 1
+        print("README.md's tables match the results files")
+    elif (new := render(text)) != text:
+        README.write_text(new)
+        print("README.md: tables rewritten from the results files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
