@@ -329,10 +329,12 @@ def execute(names, src, jobs=None, order=None):
         return dict(pool.map(run, names))
 
 
-# What a textbook would not print (tests/test_book.py reads these rules): NumPy's scalar reprs, paths of the machine
-# that built the book, walls of lines, and a figure drawn twice. The build fails on any of them, naming the cell.
+# What a textbook would not print (tests/test_book.py tests each rule): NumPy's scalar reprs, paths of the machine
+# that built the book (its checkout and home wherever they are, and the usual system roots), walls of lines, and a
+# figure drawn twice. The build fails on any of them, naming the cell.
 NUMPY_REPR = re.compile(r"\bnp\.(?:float|int|uint|bool|complex|str)\w*\(")
-MACHINE_PATH = re.compile(r"(?<![\w.~:/-])/(?:home|tmp|work|root|Users|var|mnt|opt|srv|usr|private)/[\w.-]")
+MACHINE_PATH = re.compile("|".join([re.escape(str(ROOT)), re.escape(str(Path.home())) + "/",
+                                    r"(?<![\w.~:/-])/(?:home|tmp|work|root|Users|var|mnt|opt|srv|usr|private)/[\w.-]"]))
 MAX_LINES = 30                                 # printed lines in one output
 
 

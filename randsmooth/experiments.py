@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'SEQUENTIAL_RADII', 'SEQUENTIAL_FUTILITY', 'run_train', 'RunParams', 'PredictParams', 'default_checkpoint',
-           'get_model', 'selected_indices', 'results_path', 'world', 'shown', 'run_certify', 'run_predict']
+           'get_model', 'selected_indices', 'results_path', 'world', 'run_certify', 'run_predict']
 
 # %% ../nbs/07_experiments.ipynb #c492fda3
 import datetime
@@ -266,7 +266,7 @@ def _log_lines(kind, r, idx, y, each, p: RunParams):
         yield "\t".join(map(str, row)) + "\n"
 
 # %% ../nbs/07_experiments.ipynb #ea203952
-def shown(path):
+def _shown(path):
     "A path as a message shows it: relative to the working directory when it lies inside it, else in full."
     path = Path(path).resolve()
     return os.path.relpath(path) if path.is_relative_to(Path.cwd().resolve()) else str(path)
@@ -275,7 +275,7 @@ def _todo(p: RunParams, path, n_items, rank, size):
     "The inputs still to do, all processes' and this one's: the selection, less what the log and its shards hold."
     if p.repair and rank == 0:
         for f in [path, *shard_logs(path)]:
-            if dropped := repair_log(f): print(f"repaired {shown(f)}: moved lines {dropped} to {f.name}.damaged")
+            if dropped := repair_log(f): print(f"repaired {_shown(f)}: moved lines {dropped} to {f.name}.damaged")
     if size > 1: _barrier()                       # every process reads the logs as they are before anyone writes
     done = set().union(done_indices(path), *map(done_indices, shard_logs(path)))
     if size > 1: _barrier()

@@ -4,8 +4,8 @@
     python scripts/readme_tables.py --check   # exit 1, printing a diff, if README.md differs from what it would write
 
 Each table stands between `<!-- table: NAME -->` and `<!-- /table: NAME -->` (a blank line inside each), and TABLES
-maps NAME to the function that writes it from results/, bench/results/ and data/original-logs/. Only pandas and SciPy
-are imported (not torch), so a check takes about a second; tests/test_readme.py runs one.
+maps NAME to the function that writes it from results/, bench/results/ and data/original-logs/, read and counted by
+the package's own `read_log` and `certified_accuracy`. tests/test_readme.py runs a check.
 """
 import argparse
 import difflib
@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 from scipy.stats import binomtest
 
+from randsmooth.logs import certified_accuracy, read_log
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SIGMAS = [0.12, 0.25, 0.5, 1.0]
@@ -27,18 +29,18 @@ def certify_log(arch, noise, sigma, n=10_000, skip=1):
     "Our certify log of the model `arch` trained at `noise`, smoothed at `sigma` (the one file that matches)."
     name = f"sigma{sigma:g}-n0_100-n{n}-alpha0.001-skip{skip}-max-1-seed0-test.tsv"
     [path] = (ROOT / "results" / "certify").glob(f"mnist-{arch}-noise{noise:g}-ep90-seed0-*/{name}")
-    return pd.read_csv(path, sep="\t")
+    return read_log(path)
 
 
 def paper_log(noise, sigma):
     "The paper's CIFAR-10 ResNet-110 log, trained at `noise`, smoothed at `sigma`."
     path = f"data/original-logs/certify/cifar10/resnet110/noise_{noise:.2f}/test/sigma_{sigma:.2f}"
-    return pd.read_csv(ROOT / path, sep="\t")
+    return read_log(ROOT / path)
 
 
 def accuracy(df, radii):
-    "Approximate certified accuracy at each radius: the fraction of inputs classified correctly with radius >= r."
-    return [((df["correct"] == 1) & (df["radius"] >= r)).mean() for r in radii]
+    "Approximate certified accuracy at each radius, as a list."
+    return certified_accuracy(df, radii).tolist()
 
 
 def pct(fractions): return [f"{100 * v:.1f}" for v in fractions]
@@ -88,8 +90,8 @@ def wong():
     best = lambda logs: pct(max(column) for column in zip(*(accuracy(df, radii) for df in logs)))
     even = lambda df: df[df["idx"] % 2 == 0]                     # the 500 digits of the Wong runs
     rows = [[f"Wong et al., epsilon = {e:g} (deterministic)",
-             *pct(accuracy(pd.read_csv(ROOT / f"results/wong/mnist-wong_small-eps{e:g}-ep8-seed0.tsv", sep="\t"),
-                           radii))] for e in (0.5, 1.0)]
+             *pct(accuracy(read_log(ROOT / f"results/wong/mnist-wong_small-eps{e:g}-ep8-seed0.tsv"), radii))]
+            for e in (0.5, 1.0)]
     rows.append(["smoothing, the same network", *best(certify_log("wong_small", s, s, skip=2) for s in SIGMAS[1:])])
     rows.append(["smoothing, our small CNN", *best(even(certify_log("small_cnn", s, s)) for s in SIGMAS[1:])])
     return table(["", "r = 0", "0.25", "0.5", "0.75", "1.0", "1.5", "2.0"], rows)

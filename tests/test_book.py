@@ -69,7 +69,7 @@ ALL_TEXT = """() => {
 
 
 # Code, printed output and display math that scroll sideways: each such box with its overflow and its first line.
-SIDEWAYS = """() => Array.from(document.querySelectorAll('article pre, article mjx-container[display="true"]'))
+SIDEWAYS = """() => Array.from(document.querySelectorAll('article pre, article div.math'))
   .filter(e => e.scrollWidth > e.clientWidth + 1)
   .map(e => [e.scrollWidth - e.clientWidth, (e.innerText || '').split('\\n')[0].slice(0, 80)])"""
 
