@@ -22,12 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 # MNIST digits at sigma = 0.25 (unless the shipped checkpoint is there), then certifies the 1,000 test digits
 # (n = 1,000) and prints the certified accuracy.
 # The executed notebook lands in out/certify.ipynb, the log and its provenance in results/certify/.
-# The notebook's prints and progress bars stream to the terminal as they come (papermill's --stdout-file and
-# --stderr-file), so a first run shows training and certification advancing, then the certified accuracy.
+# The notebook's prints and progress bars stream as they come (scripts/run_notebook.py), so a first run shows training
+# and certification advancing, then the certified accuracy; `make run > run.log 2>&1` and `make run | tee run.log`
+# get every line once, in order (papermill's --stdout-file /dev/stdout would reopen the file and overwrite it).
+# RUN_NB and RUN_OUT name another notebook and where it goes.
+RUN_NB ?= nbs/certify.ipynb
+RUN_OUT ?= out/certify.ipynb
 run: $(STAMP)
-	mkdir -p out
-	$(BIN)/papermill -k python3 --no-progress-bar --stdout-file /dev/stdout --stderr-file /dev/stderr \
-	  nbs/certify.ipynb out/certify.ipynb
+	mkdir -p $(dir $(RUN_OUT))
+	$(BIN)/python scripts/run_notebook.py $(RUN_NB) $(RUN_OUT)
 
 # The theory chapters, executed with their figures into out/.
 theory: $(STAMP)

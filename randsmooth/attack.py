@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .core import check_int, eval_mode
+from .core import check_inputs, check_int, eval_mode
 
 # %% ../nbs/12_attack.ipynb #b0b6c288
 def attack_smoothed(
@@ -28,8 +28,11 @@ def attack_smoothed(
     batch_size=10_000, # noisy inputs per forward pass
 ):
     "Adversarial inputs for the smoothed classifier: each x_adv[i] within L2 distance epsilon[i] of x[i]."
-    N, steps, samples = len(x), check_int("steps", steps), check_int("samples", samples)
-    if len(y) != N: raise ValueError(f"{N} inputs but {len(y)} labels")
+    x, steps, samples, seed = check_inputs(x), check_int("steps", steps), check_int("samples", samples), \
+        check_int("seed", seed, lo=0)                          # floats in [0, 1], finite; a seed >= 0
+    N, y = len(x), torch.as_tensor(y)
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex() or y.shape != (N,):
+        raise ValueError(f"y must be one integer class per input, [{N}]; got shape {tuple(y.shape)}, {y.dtype}")
     if not (sigma > 0 and math.isfinite(sigma)): raise ValueError(f"sigma must be a finite number > 0; got {sigma}")
     if loss not in ("expected", "smoothadv"):
         raise ValueError(f"loss must be 'expected' or 'smoothadv'; got {loss!r}")
@@ -38,12 +41,15 @@ def attack_smoothed(
     if eps.numel() != N: raise ValueError(f"epsilon: one radius, or one per input ({N}); got {eps.numel()}")
     if not bool(torch.isfinite(eps).all() and (eps >= 0).all()):
         raise ValueError("epsilon must be finite and >= 0")
-    y = torch.as_tensor(y).to(x.device)
+    y = y.to(x.device)
     with eval_mode(model), torch.no_grad(): C = model(x[:1]).shape[1]
     if N and not bool(((y >= 0) & (y < C)).all()): raise ValueError(f"labels must lie in [0, {C}); got {y.tolist()}")
     eps = eps.to(x.device, x.dtype)
     size = (2 * eps / steps) if step_size is None else torch.as_tensor(step_size, dtype=x.dtype, device=x.device)
-    size = size.expand(N) if size.numel() == 1 else size
+    size = size.flatten().expand(N) if size.numel() == 1 else size.flatten()
+    bad = size.numel() != N or not bool(torch.isfinite(size).all() and (size > 0).all())   # < 0 would descend
+    if step_size is not None and bad:
+        raise ValueError(f"step_size must be a finite length > 0 (or one per input); got {step_size!r}")
     view = (N,) + (1,) * (x.dim() - 1)
     g = torch.Generator(device=x.device).manual_seed(seed)
     per = max(1, min(samples, batch_size // max(N, 1)))          # draws per input in one forward pass
@@ -111,7 +117,7 @@ def run_tightness(
     R = torch.as_tensor(cert.radius, dtype=x.dtype, device=device)
     ok = (torch.as_tensor(cert.prediction, device=device) == y) & (R > 0)
     rows = []
-    for mult in multiples:
+    for mult in multiples if bool(ok.any()) else ():          # no input certified: none to attack
         adv = attack_smoothed(model, x[ok], y[ok], sigma, mult * R[ok], steps=steps, samples=samples, seed=seed + 1)
         judged = predict(model, adv, sigma, n=predict_n, alpha=predict_alpha, seed=seed + 2)
         for j, i in enumerate(ok.nonzero()[:, 0].tolist()):

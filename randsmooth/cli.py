@@ -100,7 +100,13 @@ def main(argv=None):
     try:
         if command == "reproduce":
             from randsmooth.reproduce import reproduce
-            for action, what, path in reproduce(**args): print(f"{action:8s} {what}  ->  {path}")
+            actions = reproduce(**args)
+            for action, what, path in actions: print(f"{action:8s} {what}  ->  {path}")
+            if differ := [a for a in actions if a[0] == "differs"]:
+                print(f"randsmooth reproduce: {len(differ)} result(s) were made with other parameters than the "
+                      f"grid's (see 'differs' above); they were left as they are: remove each, with its .json, "
+                      f"to run it again", file=sys.stderr)
+                return 1
         elif command == "train":
             print(f"checkpoint: {run_train(**args)}")
         else:
@@ -113,4 +119,10 @@ def main(argv=None):
         what = f"{e.strerror}: {e.filename}" if e.filename else str(e)
         print(f"randsmooth {command}: error: {what}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                                     # Ctrl-C: one line, not a traceback
+        kept = {"train": "the checkpoint keeps every finished epoch", "reproduce": "every finished run is kept"}.get(
+            command, "the log keeps every input it finished")
+        print(f"\nrandsmooth {command}: interrupted. Nothing finished is lost: {kept}; run the same command again "
+              f"to resume", file=sys.stderr)
+        return 130
     return 0

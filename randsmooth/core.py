@@ -79,9 +79,11 @@ def check_device(device):
     return d
 
 def check_inputs(x):
-    "x as a float tensor [N, *shape] of finite values."
+    "x as a float tensor [N, *shape] of finite values; integer images are refused, not silently cast."
     x = torch.as_tensor(x)
-    if not torch.is_floating_point(x): x = x.float()
+    if not torch.is_floating_point(x):        # uint8 200 cast to 200.0 would meet noise of sigma = 0.25 as 199..201
+        raise ValueError(f"x has dtype {x.dtype}: randsmooth works in pixel space, floats in [0, 1] (sigma is in "
+                         f"those units); for 8-bit images divide by 255: x.float() / 255")
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"x must be a batch of inputs [N, *shape] with N >= 1 (one input: x[None]); "
                          f"got shape {tuple(x.shape)}")

@@ -113,6 +113,8 @@ class CIFAR10Batches(Dataset):
                                  f"expected 'data' [N, 3072] uint8 and N labels in 0..9")
             data.append(x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)); self.targets += [int(v) for v in y]
         self.data, self.transform = np.concatenate(data), transform
+        if len(self.data) == 0:                    # an empty batch file: an error now, not an IndexError later
+            raise ValueError(f"{base} holds no images in {'its data batches' if train else 'test_batch'}")
         self.classes = list(read_cifar_batch(base / "batches.meta").get("label_names", []))
 
     def __len__(self): return len(self.data)

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['CERTIFY_COLUMNS', 'PREDICT_COLUMNS', 'SEQUENTIAL_COLUMNS', 'FORMATS', 'project_dir', 'resolve', 'git_commit',
            'cpu_name', 'device_name', 'provenance', 'ResultsFileError', 'write_json', 'write_table', 'read_json',
-           'parse_line', 'LogScan', 'log_kind', 'scan_log', 'read_log', 'done_indices', 'repair_log', 'LogLocked',
-           'locked', 'open_log', 'shard_logs', 'merge_logs', 'certified_accuracy']
+           'parse_line', 'arithmetic_errors', 'LogScan', 'log_kind', 'scan_log', 'read_log', 'done_indices',
+           'repair_log', 'LogLocked', 'locked', 'open_log', 'shard_logs', 'merge_logs', 'certified_accuracy']
 
 # %% ../nbs/06a_logs.ipynb #718d5ea3
 import datetime
@@ -24,8 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
+from scipy.stats import beta, norm
 
 import randsmooth
+from .stats import binom_pvalue
 
 # %% ../nbs/06a_logs.ipynb #ab5150bd
 def project_dir():
@@ -91,12 +93,22 @@ def provenance(device):
 class ResultsFileError(ValueError):
     "A results file that cannot be trusted: damaged, of another format, or from another run."
 
+@contextmanager
+def _written(path, tmp):
+    "A block that writes `tmp` for `path`: on failure (a full disk) no temporary file stays; the error names path."
+    try: yield
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None: raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
+
 def write_json(obj, path):
     "JSON, written atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    with _written(path, tmp):
+        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
 
 def write_table(df, path, record):
     "A results table (TSV), then its JSON record, each written atomically: a table without a record is unfinished."
@@ -104,8 +116,9 @@ def write_table(df, path, record):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     path.with_suffix(".json").unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, sep="\t", index=False)
-    os.replace(tmp, path)
+    with _written(path, tmp):
+        df.to_csv(tmp, sep="\t", index=False)
+        os.replace(tmp, path)
     write_json(record, path.with_suffix(".json"))
     return path
 
@@ -208,6 +221,66 @@ def parse_line(line, columns):
             raise ValueError(f"radius {row['radius']} is not one of the grid's {row['radii']}")
     return row
 
+# %% ../nbs/06a_logs.ipynb #368ff926
+def _lcb(k, n, alpha):
+    "The Clopper-Pearson lower bound (randsmooth.stats.lower_confidence_bound), vectorised over whole columns."
+    with np.errstate(invalid="ignore"): return np.where(k == 0, 0.0, beta.ppf(alpha, k, n - k + 1))
+
+def _radius_of(p, sigma):
+    "sigma Phi^-1(p) where p > 1/2 (else 0), and how far from it a radius printed with 6 decimals may lie."
+    z = norm.ppf(np.clip(p, 0.5, 1 - 1e-16))
+    # the radius is printed to 1e-6 and p to 1e-9, which moves sigma Phi^-1(p) by sigma 1e-9 / phi(z)
+    return np.where(p > 0.5, sigma * z, 0.0), 1e-6 + sigma * 1e-9 / norm.pdf(z)
+
+def arithmetic_errors(kind, rows):
+    "{key: why} for the parsed rows (a dict) whose radius, bound, p-value or abstention disagree with their counts."
+    if kind not in ("certify", "predict", "sequential") or not rows: return {}
+    keys = list(rows)
+    col = lambda c: np.array([rows[k][c] for k in keys])
+    pred, sigma, alpha, n_a = col("predict"), col("sigma"), col("alpha"), col("n_a")
+    abstain, why = pred == -1, {}
+    def flag(bad, message):                     # message(i): why row i is wrong
+        for i in np.flatnonzero(bad): why.setdefault(keys[i], message(i))
+    if kind == "certify":
+        p, r, n = col("p_a_lower"), col("radius"), col("n")
+        cp, cp_half = _lcb(n_a, n, alpha), _lcb(n_a, n, alpha / 2)
+        flag((p > cp + 1e-9) | (p < cp_half - 1e-9), lambda i: f"p_a_lower {p[i]:.9f} is not the Clopper-Pearson "
+             f"bound of n_a = {n_a[i]}, n = {n[i]}, alpha = {alpha[i]:g}, which is {cp[i]:.9f}")
+        flag(abstain & (p > 0.5 + 1e-9), lambda i: f"predict is -1 but p_a_lower {p[i]:.9f} is above 1/2")
+        flag(~abstain & (p <= 0.5 - 1e-9),
+             lambda i: f"predict is {pred[i]} but p_a_lower {p[i]:.9f} is not above 1/2")
+        expect, tol = _radius_of(p, sigma)
+        flag(~abstain & (np.abs(r - expect) > tol), lambda i: f"radius {r[i]:g} is not sigma Phi^-1(p_a_lower) = "
+             f"{sigma[i]:g} Phi^-1({p[i]:.9f}) = {expect[i]:.6f}")
+    elif kind == "sequential":
+        p, r = col("p_lower"), col("radius")
+        for i, k in enumerate(keys):
+            grid = np.array(rows[k]["radii"])
+            if len(grid) == 0:                  # no grid: the largest radius the bound gives
+                expect, tol = _radius_of(p[i], sigma[i])
+                right = abs(r[i] - expect) <= tol and (p[i] > 0.5 - 1e-9 if pred[i] != -1 else p[i] <= 0.5 + 1e-9)
+                if not right: why[k] = (f"radius {r[i]:g} (predict {pred[i]}) is not sigma Phi^-1(p_lower) = "
+                                        f"{float(expect):.6f} for p_lower {p[i]:.9f}")
+                continue
+            p0 = norm.cdf(grid / sigma[i])      # radius g is certified when p_lower > Phi(g / sigma)
+            at = 0 if pred[i] == -1 else int(np.searchsorted(grid, r[i])) + 1      # how many radii it claims
+            if not (p0 < p[i] - 1e-9).sum() <= at <= (p0 < p[i] + 1e-9).sum():
+                best = grid[(p0 < p[i]).sum() - 1] if (p0 < p[i]).any() else None
+                why[k] = (f"radius {r[i]:g} (predict {pred[i]}) disagrees with p_lower {p[i]:.9f}: the largest "
+                          f"radius of the grid it clears (Phi(r / sigma) < p_lower) is " +
+                          (f"{best:g}" if best is not None else "none (an abstention)"))
+    else:
+        pv, n_b = col("p_value"), col("n_b")
+        total = n_a + n_b
+        expect = np.where(total > 0, binom_pvalue(n_a, np.maximum(total, 1)), 1.0)
+        flag(~np.isclose(pv, expect, rtol=1e-5, atol=0), lambda i: f"p_value {pv[i]:.6g} is not the binomial test "
+             f"of n_a = {n_a[i]} against n_a + n_b = {n_a[i] + n_b[i]}, which is {expect[i]:.6g}")
+        flag(~abstain & (pv > alpha * (1 + 1e-5)), lambda i: f"predict is {pred[i]} but p_value {pv[i]:.6g} is "
+             f"above alpha = {alpha[i]:g}")
+        flag(abstain & (pv <= alpha / 2 * (1 - 1e-5)), lambda i: f"predict is -1 but p_value {pv[i]:.6g} is below "
+             f"alpha = {alpha[i]:g}")
+    return why
+
 # %% ../nbs/06a_logs.ipynb #601ae28d
 @dataclass
 class LogScan:
@@ -239,12 +312,16 @@ def scan_log(path):
     kind, columns = log_kind(header, path)
     scan, pieces = LogScan(path, kind, columns), body.split("\n")
     scan.partial = pieces.pop()                  # '' when the file ends with a newline
-    first = {}                                   # idx -> line number of its first sound line
+    parsed = {}                                  # line number -> row, for the well-formed lines
     for no, line in enumerate(pieces, start=2):
         scan.lines[no] = line
-        try: row = parse_line(line, columns)
-        except ValueError as e:
-            scan.damaged[no] = str(e); continue
+        try: parsed[no] = parse_line(line, columns)
+        except ValueError as e: scan.damaged[no] = str(e)
+    for no, why in arithmetic_errors(kind, parsed).items():              # well formed, but its numbers disagree
+        scan.damaged[no] = why; del parsed[no]
+    first = {}                                   # idx -> line number of its first sound line
+    for no, row in parsed.items():
+        line = scan.lines[no]
         if row["idx"] in first:
             m = first[row["idx"]]
             if scan.lines[m] == line: scan.damaged[no] = f"repeats line {m}"
@@ -288,11 +365,15 @@ def done_indices(path):
     return {r["idx"] for r in scan.rows.values()}
 
 # %% ../nbs/06a_logs.ipynb #54311428
-def repair_log(path):
+def repair_log(
+    path,
+    also=None,    # {line number: why}: more lines to move aside (a run's: inputs it does not take)
+):
     "Move a log's damaged lines (and a cut last line) to <log>.damaged; returns the line numbers moved."
     path = Path(path)
     if _no_log(path): return []
     scan = scan_log(path)
+    scan.damaged = {**(also or {}), **scan.damaged}
     drop = sorted(scan.damaged)
     if not drop and not scan.partial: return []
     stamp = datetime.datetime.now().isoformat(timespec="seconds")

@@ -14,7 +14,8 @@ from scipy.stats import beta, binom, norm
 # %% ../nbs/01_stats.ipynb #f2f7cdac
 def _as_float(name, v, lo, hi, lo_open=False, hi_open=False):
     "`v` as a float array, with a clear error unless every entry lies in the interval from `lo` to `hi`."
-    v = np.asarray(v, dtype=float)
+    try: v = np.asarray(v, dtype=float)
+    except (TypeError, ValueError): raise ValueError(f"{name} must be a number; got {v!r}") from None
     ok = (v > lo if lo_open else v >= lo) & (v < hi if hi_open else v <= hi)  # NaN fails both
     if not np.all(ok):
         l, r = "(" if lo_open else "[", ")" if hi_open else "]"

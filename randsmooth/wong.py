@@ -31,7 +31,12 @@ def _check(net, x, y):
         raise TypeError("Wong et al.'s bound needs an nn.Sequential of Conv2d, Linear, ReLU and Flatten layers; "
                         f"got {type(net).__name__}")
     if x.dim() < 2: raise ValueError(f"x must be a batch [N, *shape]; got shape {tuple(x.shape)}")
+    if not x.is_floating_point() or not bool(torch.isfinite(x).all()):       # NaN would be "certified" at radius 0
+        raise ValueError(f"x must hold finite floats (pixel space, [0, 1]); got {x.dtype}"
+                         + ("" if not x.is_floating_point() else " with NaN or infinite values"))
     if y.shape != (len(x),): raise ValueError(f"y must be [N] = [{len(x)}] labels; got shape {tuple(y.shape)}")
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError(f"y must hold integer classes; got {y.dtype}")
     if not isinstance(net[-1], nn.Linear): raise TypeError(f"the network must end with nn.Linear; got {net[-1]}")
     classes = net[-1].out_features
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= classes):
@@ -46,6 +51,7 @@ def margin_lower_bound(
     "Per input, a lower bound on min over the L2 ball of radius epsilon of z_y - z_j, the worst j != y (full dual)."
     from convex_adversarial import RobustBounds
     _check(net, x, y)
+    if len(x) == 0: return torch.empty(0, dtype=x.dtype, device=x.device)     # no inputs, no bounds
     eps = torch.as_tensor(epsilon, dtype=x.dtype, device=x.device)
     if eps.dim() > 1 or (eps.dim() == 1 and len(eps) != len(x)):
         raise ValueError(f"epsilon must be a number or one per input [{len(x)}]; got shape {tuple(eps.shape)}")
@@ -249,7 +255,10 @@ def run_wong(
     "Train (if missing) and certify with Wong et al.'s bound at each epsilon; returns the logs."
     from randsmooth.experiments import selected_indices
     device, logs = check_device(device), []
-    test = get_dataset(dataset, "test")
+    if isinstance(max, bool) or not isinstance(max, int) or (max != -1 and max < 1):   # as RunParams's max
+        raise ValueError(f"max must be -1 (the whole split) or an index >= 1; got {max!r}")
+    if not (0 < hi < math.inf) or not (0 < tol < hi): raise ValueError(f"need 0 < tol < hi; got tol={tol}, hi={hi}")
+    test = get_dataset(dataset, "test")                   # every check above comes before anything is written
     wanted = selected_indices(len(test), check_int("skip", skip), max)
     for epsilon in epsilons:
         path = wong_path(dataset, epsilon, epochs, seed, results_dir)

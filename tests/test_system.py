@@ -158,3 +158,38 @@ def test_two_runs_at_once_never_write_an_input_twice(tmp_path, home):
     for code, err in results: assert code == 0 or (code == 2 and "is being written by another run" in err), err
     (log,) = (tmp_path / "results").rglob("*max-1-*.tsv")
     assert sorted(read_log(log)["idx"].tolist()) == list(range(300))
+
+
+def test_notebook_parameters_are_typed_and_known(tmp_path, home):
+    "papermill's -p passes strings and only warns about names the notebook lacks: both are errors that name them."
+    for params, said in ((["-p", "max_index", "20"], "unknown parameter max_index: this notebook takes dataset"),
+                         (["-p", "sigma", "abc"], "sigma must be a number; got 'abc'"),
+                         (["-p", "label_known", "maybe"], "label_known must be true or false (or 1 or 0)")):
+        res = subprocess.run([str(BIN / "papermill"), "-k", "python3", "nbs/certify.ipynb", str(tmp_path / "o.ipynb"),
+                              *params], cwd=ROOT, env=home, capture_output=True, text=True, timeout=300)
+        assert res.returncode != 0 and said in res.stderr, res.stderr[-3000:]
+    assert not (tmp_path / "results").exists() and not (tmp_path / "checkpoints").exists()   # refused before any work
+
+
+def _tiny_notebook(path):
+    "A notebook that prints ten lines, alternating stdout and stderr, each flushed."
+    import nbformat
+    code = "import sys\nfor i in range(10): print(f'line {i}', file=sys.stdout if i % 2 == 0 else sys.stderr, flush=True)"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)],
+                                            metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                     "display_name": "Python 3"}}), path)
+    return path
+
+
+@pytest.mark.parametrize("into", ["file", "pipe"])
+def test_make_run_survives_redirection(tmp_path, home, into):
+    "`make run > run.log 2>&1` and `make run | tee run.log`: every line once, in order, no NUL bytes."
+    nb, log = _tiny_notebook(tmp_path / "tiny.ipynb"), tmp_path / "run.log"
+    make = f"make -s -o .venv/.installed run RUN_NB={nb} RUN_OUT={tmp_path}/out/tiny.ipynb"
+    shell = f"{{ echo before; {make}; }} > {log} 2>&1" if into == "file" else f"{{ echo before; {make}; }} 2>&1 | cat > {log}"
+    res = subprocess.run(["bash", "-c", shell], cwd=ROOT, env=home, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = log.read_bytes()
+    assert b"\0" not in text, text[:300]
+    lines = [l for l in text.decode().splitlines() if l.startswith(("line ", "before"))]
+    assert lines == ["before"] + [f"line {i}" for i in range(10)], text.decode()[-2000:]
