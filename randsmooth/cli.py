@@ -7,12 +7,13 @@ __all__ = ['SPELLINGS', 'REPORT_RADII', 'field_help', 'build_parser', 'main']
 
 # %% ../nbs/08_cli.ipynb #c14c29d7
 import argparse
+import datetime
 import inspect
 import re
 import sys
 from dataclasses import MISSING, fields
 
-from .experiments import PredictParams, RunParams, run_certify, run_predict, run_train, world
+from .experiments import PredictParams, RunParams, estimate_run, run_certify, run_predict, run_train, world
 from .logs import LogLocked, certified_accuracy, read_log
 from .train import TrainConfig
 
@@ -66,12 +67,17 @@ def build_parser():
              "run PREDICT over a data split and write its log")):
         s = sub.add_parser(name, help=help)
         _add_fields(s, cls, skip)
+        s.add_argument("--estimate", action="store_true",
+                       help="time a few seconds of the run and print its forward passes and wall time; run nothing")
     r = sub.add_parser("reproduce",
                        help="run every missing run of ours in grid.tsv (papermill), skipping finished ones")
     r.add_argument("--dataset", default=None, help="only this data set's runs (default: all of ours)")
     r.add_argument("--device", default="cpu"); r.add_argument("--data-root", default=None)
     r.add_argument("--results-dir", default=None); r.add_argument("--checkpoint-dir", default=None)
     r.add_argument("--dry-run", action="store_true", help="list what would run")
+    r.add_argument("--models", default=None, metavar="DIR",
+                   help="the authors' released models (the folder their archive unpacks to): rerun the paper's rows "
+                        "of --dataset (cifar10 or imagenet) with them")
     return p
 
 # %% ../nbs/08_cli.ipynb #57f8fe19
@@ -93,14 +99,36 @@ def _report(command, log, radii):
     else:
         print(f"{len(df)} inputs: accuracy {df['correct'].mean():.1%}, abstained {(df['predict'] == -1).mean():.1%}")
 
+def _print_estimate(command, e, args):
+    "What --estimate prints: the inputs to do, their forward passes, the projected wall time."
+    how = "the sequential method" if args.get("method") == "sequential" else command.upper()
+    each = (f"{e['passes_per_input']:,.0f} per input on average over the {e['measured_inputs']} measured (the "
+            f"sequential method's vary by input)" if args.get("method") == "sequential"
+            else f"{e['passes_per_input']:,.0f} per input")
+    wall = lambda s: f"{datetime.timedelta(seconds=round(s))} (h:mm:ss)"
+    if not e["inputs"]:
+        print(f"nothing to do: {e['log']} holds every one of the {e['selected']:,} selected inputs (running them "
+              f"again with {how} on {e['device']} would take about {wall(e['seconds_all'])})"); return
+    scaled = f", timed at n = {e['timed_n']:,} and scaled" if e["timed_n"] != args.get("n") else ""
+    print(f"{e['inputs']:,} inputs to do with {how} on {e['device']} (log: {e['log']})")
+    print(f"forward passes: {each}; {e['passes']:,} in all")
+    print(f"measured: {e['seconds_per_input']:.3g} s per input over {e['measured_inputs']} inputs{scaled}")
+    print(f"projected wall time: {wall(e['seconds'])}")
+
 def main(argv=None):
     "Entry point of the `randsmooth` console script."
     args = vars(build_parser().parse_args(argv))
     command, radii = args.pop("command"), args.get("radii")
     try:
         if command == "reproduce":
-            from randsmooth.reproduce import reproduce
-            actions = reproduce(**args)
+            from randsmooth.reproduce import reproduce, rerun_paper
+            if models := args.pop("models"):
+                if args["dataset"] is None: raise ValueError("--models reruns one data set of the paper: add "
+                                                             "--dataset cifar10 (or imagenet)")
+                if args.pop("checkpoint_dir"): raise ValueError("--checkpoint-dir does not apply with --models: the "
+                                                                "models are the authors' files under --models")
+                actions = rerun_paper(models=models, **args)
+            else: actions = reproduce(**args)
             for action, what, path in actions: print(f"{action:8s} {what}  ->  {path}")
             if differ := [a for a in actions if a[0] == "differs"]:
                 print(f"randsmooth reproduce: {len(differ)} result(s) were made with other parameters than the "
@@ -109,6 +137,8 @@ def main(argv=None):
                 return 1
         elif command == "train":
             print(f"checkpoint: {run_train(**args)}")
+        elif args.pop("estimate"):
+            _print_estimate(command, estimate_run(command, **args), args)
         else:
             log = (run_certify if command == "certify" else run_predict)(**args)
             if world()[0] == 0: _report(command, log, radii)      # under torchrun, the first process reports

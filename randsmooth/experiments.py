@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'SEQUENTIAL_RADII', 'SEQUENTIAL_FUTILITY', 'run_train', 'RunParams', 'PredictParams', 'notebook_params',
-           'default_checkpoint', 'get_model', 'selected_indices', 'results_path', 'world', 'run_certify', 'run_predict']
+           'default_checkpoint', 'get_model', 'selected_indices', 'results_path', 'world', 'run_certify', 'run_predict',
+           'estimate_run']
 
 # %% ../nbs/07_experiments.ipynb #c492fda3
 import datetime
@@ -12,7 +13,7 @@ import inspect
 import os
 import time
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from .models import DEFAULT_ARCH
 from .sequential import certify_sequential, check_radii
 from .sound import NOISES, check_sound_sigma, on_grid
 from .stats import check_alpha, check_sigma
+from .authors import model_name
 from .train import (TrainConfig, checkpoint_path, checkpoint_sha256, load_checkpoint, train, typed,
                               typed_fields)
 
@@ -173,7 +175,7 @@ def get_model(p: RunParams):
     ("The run's base classifier, its checkpoint path and the SHA-256 of the bytes loaded; "
      "trains the default recipe if allowed and needed.")
     # a typed path: from the cwd
-    path = Path(p.checkpoint).expanduser().resolve() if p.checkpoint else default_checkpoint(p)
+    path = Path(p.checkpoint).expanduser().absolute() if p.checkpoint else default_checkpoint(p)
     load = lambda: load_checkpoint(path, arch=p.arch, dataset=p.dataset, sigma=p.noise, device=p.device,
                                    strict=not p.allow_mismatch)
     model, ckpt = load() if path.exists() else (None, None)
@@ -213,7 +215,7 @@ def results_path(p: RunParams, kind, checkpoint):
     name = (f"sigma{p.sigma:g}-{head}{p.n}-alpha{p.alpha:g}-skip{p.skip}-max{p.max}-seed{p.seed}-{p.split}" +
             ("" if p.precision == "float32" else f"-{p.precision}") + ("" if p.sampler == "gaussian" else "-sound")
             + ".tsv")
-    return resolve(p.results_dir, "results") / kind / Path(checkpoint).stem / name
+    return resolve(p.results_dir, "results") / kind / model_name(checkpoint) / name
 
 # %% ../nbs/07_experiments.ipynb #58262e27
 def world():
@@ -392,8 +394,8 @@ def _run(kind, p: RunParams):
     return path
 
 # %% ../nbs/07_experiments.ipynb #555f88e2
-def _certify_into(kind, p: RunParams, model, data, todo, out):
-    "Run CERTIFY, the sequential method or PREDICT on the inputs `todo`, a few at a time, appending to `out`."
+def _smoother(kind, p: RunParams, model):
+    "(smooth(x, idx, y), inputs per call, log columns): how a run of `kind` certifies or predicts a few inputs."
     sequential = kind == "certify" and p.method == "sequential"
     if sequential:          # many inputs per call: they share batches while they run, and leave as they stop
         smooth = lambda x, idx, y: certify_sequential(model, x, p.sigma, p.radii, p.alpha, p.n,
@@ -409,6 +411,12 @@ def _certify_into(kind, p: RunParams, model, data, todo, out):
         smooth = lambda x, idx, y: predict(model, x, p.sigma, p.n, p.alpha, p.batch, seed=p.seed, indices=idx,
                                            noise=p.sampler)
         chunk, columns = max(1, (8 * p.batch) // p.n), PREDICT_COLUMNS
+    return smooth, chunk, columns
+
+def _certify_into(kind, p: RunParams, model, data, todo, out):
+    "Run CERTIFY, the sequential method or PREDICT on the inputs `todo`, a few at a time, appending to `out`."
+    smooth, chunk, columns = _smoother(kind, p, model)
+    sequential = kind == "certify" and p.method == "sequential"
     desc = f"{'sequential' if sequential else kind} sigma={p.sigma:g}"
     with open_log(out, columns) as log, \
          tqdm(total=len(todo), disable=not p.progress, unit="input", desc=desc) as bar:
@@ -431,3 +439,41 @@ def run_predict(**params):
     p = PredictParams(**params)
     if p.method != "certify": raise ValueError("method is a certify run's: PREDICT has no sequential method")
     return _run("predict", p)
+
+def estimate_run(
+    kind,            # 'certify' or 'predict'
+    seconds=3.0,     # how long to measure, about
+    **params,        # the run's parameters, as run_certify / run_predict take them
+):
+    "What a run will cost, from a short burst on its device and model: forward passes and wall time. Writes nothing."
+    start = time.perf_counter()                              # the setup (data, model) counts, once
+    p = (RunParams if kind == "certify" else PredictParams)(**{**params, "train_if_missing": False})
+    data = get_dataset(p.dataset, p.split, p.data_root)
+    model, ckpt, sha = get_model(p)
+    path = results_path(p, kind, ckpt)
+    meta_path = path.with_suffix(".json")
+    _check_same_run(path, read_json(meta_path) if meta_path.exists() else None, p, sha)   # as the run would
+    done = done_indices(path) if path.exists() else set()
+    todo = [i for i in selected_indices(len(data), p.skip, p.max) if i not in done]
+    sequential = kind == "certify" and p.method == "sequential"
+    fixed = lambda q: (q.n0 if kind == "certify" else 0) + q.n          # CERTIFY's, PREDICT's passes per input
+    q = p if sequential or p.n <= p.batch else replace(p, n=p.batch)    # a large n: timed at one batch, scaled
+    smooth, chunk, _ = _smoother(kind, q, accelerate(model, p.precision, p.channels_last, p.compile, p.cuda_graphs,
+                                                     p.batch))
+    chunk = min(chunk, 16) if sequential else 1 if q is not p else chunk     # a burst: a few inputs per call
+    sample = todo or selected_indices(len(data), p.skip, p.max)      # all done: what another run would cost
+    setup, calls, s = time.perf_counter() - start, [], 0              # calls: (inputs, seconds, passes) of each
+    while s < len(sample) and (len(calls) < 2 or sum(c[1] for c in calls[1:]) < seconds):
+        idx = sample[s:s + chunk]; s += chunk
+        t0 = time.perf_counter()
+        r = smooth(torch.stack([data[i][0] for i in idx]), idx, [int(data[i][1]) for i in idx])
+        passes = int(r.samples.sum()) if sequential else len(idx) * fixed(p)
+        calls.append((len(idx), time.perf_counter() - t0, passes))
+    timed = calls[1:] if len(calls) > 2 else calls                      # the first call warms up
+    per_input = sum(c[1] for c in timed) / sum(c[0] for c in timed) * (fixed(p) / fixed(q) if q is not p else 1)
+    passes = sum(c[2] for c in calls) / sum(c[0] for c in calls)
+    return {"inputs": len(todo), "selected": len(sample), "timed_n": q.n, "measured_inputs": sum(c[0] for c in timed),
+            "seconds_per_input": per_input,
+            "passes_per_input": passes, "passes": round(passes * len(todo)), "seconds": setup + per_input * len(todo),
+            "seconds_all": setup + per_input * len(sample),
+            "device": p.device, "log": path}

@@ -27,6 +27,7 @@ from tqdm import tqdm  # text bars: no widget dependency in notebooks
 
 from .core import check_device, check_int
 from .data import dataset_info, get_dataset
+from .authors import AUTHORS_FORMAT, authors_noise, from_authors, is_authors_checkpoint
 from .logs import _written, resolve
 from .models import ARCHS, DEFAULT_ARCH, build_model
 
@@ -190,10 +191,15 @@ def read_checkpoint(path, device="cpu"):
     try:
         ckpt = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read {path} as a randsmooth checkpoint (corrupted, truncated, or not a "
-                         f"weights-only file): {type(e).__name__}: {str(e)[:300]}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a randsmooth checkpoint (expected format {FORMAT!r})")
+        raise ValueError(f"cannot read {path} as a checkpoint (corrupted, truncated, or not a weights-only "
+                         f"file): {type(e).__name__}: {str(e)[:300]}") from e
+    if is_authors_checkpoint(ckpt):                # the paper's released models, as their train.py saved them
+        state, arch, dataset = from_authors(ckpt, path)
+        ckpt = {"format": AUTHORS_FORMAT, "model": state, "epoch": ckpt.get("epoch"),
+                "config": {"dataset": dataset, "arch": arch, "sigma": authors_noise(path)}}
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, AUTHORS_FORMAT):
+        raise ValueError(f"{path} is neither a randsmooth checkpoint (format {FORMAT!r}) nor one of the paper's "
+                         f"released models ({{'epoch', 'arch', 'state_dict', 'optimizer'}})")
     return {**ckpt, "sha256": hashlib.sha256(data).hexdigest()}
 
 def load_checkpoint(
@@ -208,8 +214,9 @@ def load_checkpoint(
     ckpt = read_checkpoint(path, device)
     cfg = ckpt["config"]
     wanted = {"arch": arch, "dataset": dataset, "sigma": sigma}
-    bad = [f"{k}={cfg[k]!r} (asked for {v!r})" for k, v in wanted.items()
-           if v is not None and (not math.isclose(cfg[k], v) if k == "sigma" else cfg[k] != v)]
+    bad = [f"{k}={cfg[k]!r} (asked for {v!r})" for k, v in wanted.items()     # a released model's unknown noise:
+           if v is not None and cfg[k] is not None and                          # nothing to check it against
+           (not math.isclose(cfg[k], v) if k == "sigma" else cfg[k] != v)]
     if bad:
         msg = f"checkpoint {path} was made for {', '.join(bad)}"
         if strict: raise ValueError(msg + "; pass strict=False (--allow-mismatch) to use it anyway")
@@ -230,12 +237,12 @@ def checkpoint_sha256(path):
     return h.hexdigest()
 
 def load_model(
-    path,            # a checkpoint written by `train` (`randsmooth train`)
+    path,            # a checkpoint written by `train` (`randsmooth train`), or one of the paper's released models
     device="cpu",    # where the model goes
 ):
     "A trained base classifier in eval mode, and what its checkpoint says: (model, info)."
     model, ckpt = load_checkpoint(path, device=device)
-    info = {k: ckpt.get(k) for k in ("config", "epoch", "history", "metadata", "sha256")}
+    info = {k: ckpt.get(k) for k in ("format", "config", "epoch", "history", "metadata", "sha256")}
     return model, {**info, "path": str(Path(path).resolve())}
 
 def weights_only_copy(path, out):

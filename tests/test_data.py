@@ -56,10 +56,12 @@ def test_imagenet_from_a_directory(tmp_path):
             d.mkdir(parents=True)
             for i in range(2):
                 Image.fromarray(np.full((300, 260, 3), 40 * i, np.uint8)).save(d / f"img{i}.JPEG", format="JPEG")
-    test_set = imagenet(tmp_path, "test")
+    test_set = imagenet(tmp_path, "test", classes=2)
     assert len(test_set) == 4 and test_set[0][0].shape == (3, 224, 224) and test_set.classes == ["n01440764", "n01443537"]
-    assert get_dataset("imagenet", "train", tmp_path)[0][0].shape == (3, 224, 224)
-    with pytest.raises(FileNotFoundError, match="one directory per class"):
+    assert imagenet(tmp_path, "train", classes=2)[0][0].shape == (3, 224, 224)
+    with pytest.raises(ValueError, match="holds 2 class folders, not 1000"):      # the released models' 1,000
+        get_dataset("imagenet", "train", tmp_path)
+    with pytest.raises(FileNotFoundError, match="one folder of images per class"):
         imagenet(tmp_path / "elsewhere")
 
 

@@ -55,7 +55,7 @@ def test_corrupted_checkpoints_give_clear_errors(trained, tmp_path):
         with pytest.raises(ValueError, match="cannot read"):
             load_checkpoint(tmp_path / name)
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="not a randsmooth checkpoint"):
+    with pytest.raises(ValueError, match="neither a randsmooth checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "absent.pt")
