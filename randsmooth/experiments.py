@@ -440,6 +440,7 @@ def run_predict(**params):
     if p.method != "certify": raise ValueError("method is a certify run's: PREDICT has no sequential method")
     return _run("predict", p)
 
+# %% ../nbs/07_experiments.ipynb #9e320a17
 def estimate_run(
     kind,            # 'certify' or 'predict'
     seconds=3.0,     # how long to measure, about

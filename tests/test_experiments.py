@@ -101,3 +101,20 @@ def test_resuming_keeps_the_first_provenance_and_adds_a_session(tmp_path):
     assert meta["status"] == "complete" and len(read_log(log)) == 6
     run_certify(**kw)                                                   # nothing left: the record is not touched
     assert json.loads(log.with_suffix(".json").read_text()) == meta
+
+
+def test_the_main_job_runs_at_the_papers_n_within_reach():
+    "make run's parameters (the Makefile's RUN_PARAMS): the paper's n and alpha, the sequential method, radii that n"
+    " can certify, and a shipped model, so that nothing it prints is n's limit and nothing is trained first."
+    import re
+    import shlex
+    from scipy.stats import norm
+    from randsmooth.experiments import RunParams, default_checkpoint
+    line = next(l for l in (ROOT / "Makefile").read_text().splitlines() if l.startswith("RUN_PARAMS ?="))
+    words = shlex.split(line.split("?=", 1)[1])
+    assert words[::3] == ["-p"] * (len(words) // 3)
+    p = RunParams(**dict(zip(words[1::3], words[2::3])))
+    assert (p.dataset, p.n, p.alpha, p.method) == ("mnist", 100_000, 0.001, "sequential")
+    assert max(p.radii) < p.sigma * norm.ppf(p.alpha ** (1 / p.n))          # every radius shown is within n's reach
+    assert default_checkpoint(p).exists()                                   # the shipped model: no training first
+    assert re.search(r"scripts/run_notebook.py \$\(RUN_NB\) \$\(RUN_OUT\) \$\(RUN_PARAMS\)", (ROOT / "Makefile").read_text())

@@ -185,7 +185,7 @@ def _tiny_notebook(path):
 def test_make_run_survives_redirection(tmp_path, home, into):
     "`make run > run.log 2>&1` and `make run | tee run.log`: every line once, in order, no NUL bytes."
     nb, log = _tiny_notebook(tmp_path / "tiny.ipynb"), tmp_path / "run.log"
-    make = f"make -s -o .venv/.installed run RUN_NB={nb} RUN_OUT={tmp_path}/out/tiny.ipynb"
+    make = f"make -s -o .venv/.installed run RUN_NB={nb} RUN_OUT={tmp_path}/out/tiny.ipynb RUN_PARAMS="
     shell = f"{{ echo before; {make}; }} > {log} 2>&1" if into == "file" else f"{{ echo before; {make}; }} 2>&1 | cat > {log}"
     res = subprocess.run(["bash", "-c", shell], cwd=ROOT, env=home, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
