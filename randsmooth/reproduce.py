@@ -233,6 +233,7 @@ def rerun_paper(
                           if not released_model(models, r).is_file()}):
         raise FileNotFoundError(f"the authors' models are not all under {models}: {len(missing)} missing: "
                                 f"{', '.join(missing)}. Unpack their archive (linked from their README) there")
+    for split in sorted(set(rows["split"])): split_size(dataset, split, data_root)     # the data, before any run
     out = Path(out_dir) if out_dir else project_dir() / "out" / "reproduce"
     actions = []
     for _, row in rows.iterrows():
