@@ -7,7 +7,6 @@ __all__ = ['AUTHORS_ARCHS', 'AUTHORS_FORMAT', 'is_authors_checkpoint', 'authors_
            'model_name']
 
 # %% ../nbs/05a_authors.ipynb #76770fd4
-import hashlib
 import re
 from pathlib import Path
 
@@ -76,7 +75,5 @@ def model_name(path):
     "Where results are filed: a file's stem; in the archive's layout, its folders and SHA-256's first 8 digits."
     path = Path(path)
     if path.name != "checkpoint.pth.tar" or authors_noise(path) is None: return path.stem
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-    return "-".join([*path.absolute().parts[-4:-1], h.hexdigest()[:8]])
+    from randsmooth.train import checkpoint_sha256             # train reads these files through this module
+    return "-".join([*path.absolute().parts[-4:-1], checkpoint_sha256(path)[:8]])

@@ -119,6 +119,13 @@ def _defaults(fn, *names, **given):
     sig = inspect.signature(fn).parameters
     return {**{k: sig[k].default for k in names}, **given}
 
+def _execute(notebook, out, params):
+    "Run one of nbs/'s experiment notebooks with papermill into `out`."
+    import papermill as pm
+    # The kernel's own log stays at errors: ipykernel warns on every start that it talks over local TCP.
+    pm.execute_notebook(project_dir() / "nbs" / notebook, out, kernel_name="python3", progress_bar=False,
+                        parameters=params, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+
 def _notebook_params(p: RunParams):
     "A run's parameters as papermill passes them to certify.ipynb / predict.ipynb: every field, plain values."
     return {k: v for k, v in asdict(p).items() if not (isinstance(p, PredictParams) and k in p.CERTIFY_ONLY)}
@@ -135,7 +142,6 @@ def reproduce(
 ):
     ("Run every missing or incomplete run of ours in the grid with papermill, and the baselines; returns the "
      "actions: (action, what, path), where 'differs' marks a result recorded with other parameters, left as it is.")
-    import papermill as pm
     grid = read_grid() if grid is None else grid
     ours = sorted(set(select(grid, source="ours")["dataset"]))
     if dataset is not None and dataset not in ours:
@@ -149,9 +155,7 @@ def reproduce(
     if not dry_run: out.mkdir(parents=True, exist_ok=True)      # a dry run writes nothing
     where = dict(device=device, data_root=data_root, checkpoint_dir=checkpoint_dir)
     def run(notebook, name, **params):
-        # The kernel's own log stays at errors: ipykernel warns on every start that it talks over local TCP.
-        if not dry_run: pm.execute_notebook(nbs / notebook, out / name, kernel_name="python3", progress_bar=False,
-                                            parameters=params, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        if not dry_run: _execute(notebook, out / name, params)
     actions = []
     for _, row in select(grid, source="ours", dataset=dataset).iterrows():
         path = log_path(row, results_dir, checkpoint_dir)
@@ -223,7 +227,6 @@ def rerun_paper(
     grid=None,                    # a grid DataFrame (default: read_grid())
 ):
     "Run the paper's rows of a data set again with the authors' models; returns the actions (action, what, path)."
-    import papermill as pm
     grid = read_grid() if grid is None else grid
     rows = select(grid, source="paper", dataset=dataset)
     if not len(rows):
@@ -247,9 +250,7 @@ def rerun_paper(
         actions.append((row["kind"], tag, path))
         if not dry_run:
             out.mkdir(parents=True, exist_ok=True)
-            pm.execute_notebook(project_dir() / "nbs" / f"{row['kind']}.ipynb", out / f"{tag}.ipynb",
-                                kernel_name="python3", progress_bar=False, parameters=_notebook_params(p),
-                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            _execute(f"{row['kind']}.ipynb", out / f"{tag}.ipynb", _notebook_params(p))
     return actions
 
 # %% ../nbs/10_reproduce.ipynb #6529c046

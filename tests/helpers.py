@@ -51,3 +51,13 @@ def papermill(nb, out, env, *params):
 def home_env(tmp_path):
     "An environment whose results/ and checkpoints/ live in tmp_path."
     return {**os.environ, "RANDSMOOTH_HOME": str(tmp_path), "MPLBACKEND": "Agg"}
+
+
+def cli(*argv):
+    "(exit status, stdout, stderr) of `randsmooth ARGV`, run in this process."
+    import contextlib, io
+    from randsmooth.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    return status, out.getvalue(), err.getvalue()

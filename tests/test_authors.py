@@ -1,6 +1,4 @@
 """The paper's released models as they are: loaded by format, used by the command line, and its reproduce --models."""
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -8,21 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, write_fake_cifar10
-from randsmooth.cli import main
+from helpers import ROOT, cli, write_fake_cifar10
 from randsmooth.logs import certified_accuracy, read_log
 from randsmooth.train import checkpoint_sha256, load_model
 
 RELEASED = ROOT / "data" / "authors-checkpoints" / "cifar10" / "cifar_resnet20"
 SHARED = ROOT.parent / "shared" / "reference" / "authors-checkpoints" / "cifar10"
-
-
-def cli(*argv):
-    "(exit status, stdout, stderr) of `randsmooth ARGV`."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([str(a) for a in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize("arch", ["cifar_resnet20", "cifar_resnet110"])

@@ -1,6 +1,4 @@
 """The command line, in process: what each option means, and one clear line for each thing a user can get wrong."""
-import contextlib
-import io
 import json
 import re
 import shlex
@@ -9,17 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT
-from randsmooth.cli import build_parser, main
+from helpers import ROOT, cli
+from randsmooth.cli import build_parser
 from randsmooth.logs import read_log
-
-
-def cli(*argv):
-    "(exit status, stdout, stderr) of `randsmooth ARGV`."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main([str(a) for a in argv])
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
