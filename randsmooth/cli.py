@@ -56,7 +56,8 @@ def build_parser():
     p = argparse.ArgumentParser(prog="randsmooth",
                                 description="Randomized smoothing (Cohen et al., 2019): train, certify, predict.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a base classifier with Gaussian data augmentation")
+    t = sub.add_parser("train", help="train a base classifier: Gaussian data augmentation, or --method "
+                       "stability|smoothadv|macer|consistency|smoothmix")
     _add_fields(t, TrainConfig)
     t.add_argument("--device", default="cpu"); t.add_argument("--data-root", default=None)
     t.add_argument("--checkpoint-dir", default=None)

@@ -17,13 +17,14 @@ from pathlib import Path
 import pandas as pd
 
 from .data import get_dataset
-from .experiments import PredictParams, RunParams, default_checkpoint, results_path, selected_indices
+from .experiments import (PredictParams, RunParams, default_checkpoint, parse_recipe, results_path,
+                                    selected_indices)
 from .logs import done_indices, project_dir, read_json
 
 # %% ../nbs/10_reproduce.ipynb #cc0a44db
 # the grid's columns that are RunParams fields: together they name one run
 GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split",
-               "precision", "method", "radii", "sampler"]  # RunParams'
+               "precision", "method", "radii", "sampler", "recipe"]  # RunParams'
 
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
@@ -35,6 +36,7 @@ def read_grid(path=None):
     g["precision"] = g["precision"].replace("", RunParams.precision) if "precision" in g else RunParams.precision
     g["method"] = g["method"].replace("", RunParams.method) if "method" in g else RunParams.method
     g["sampler"] = g["sampler"].replace("", RunParams.sampler) if "sampler" in g else RunParams.sampler
+    g["recipe"] = g["recipe"].astype(object).where(g["recipe"] != "", None) if "recipe" in g else None  # the paper's
     radii = g["radii"] if "radii" in g else pd.Series("", index=g.index)            # '0.25,0.5' -> [0.25, 0.5]
     g["radii"] = pd.Series([[float(v) for v in str(r).split(",")] if r != "" else None for r in radii],
                            index=g.index, dtype=object)
@@ -45,7 +47,7 @@ def run_params(row, **overrides):
     plain = lambda v: v.item() if hasattr(v, "item") else v               # NumPy scalars as Python numbers
     cls = PredictParams if row["kind"] == "predict" else RunParams
     given = {k: plain(row[k]) for k in GRID_FIELDS if k in row}
-    missing = [k for k in ("method", "radii", "sampler")                          # NaN: a blank cell
+    missing = [k for k in ("method", "radii", "sampler", "recipe")                # NaN: a blank cell
                if isinstance(given.get(k), float) and given[k] != given[k]]
     return cls(**{k: v for k, v in given.items() if k not in missing}, **overrides)
 
@@ -107,7 +109,12 @@ def _run_tag(row):
     return (f"{row['kind']}-{row['dataset']}-{row['arch']}-noise{row['noise']:g}-sigma{row['sigma']:g}-n{row['n']}"
             + ("" if row["precision"] == "float32" else f"-{row['precision']}")
             + (f"-seq-r{'_'.join(f'{r:g}' for r in row['radii'] or [])}" if seq else "")
-            + ("-sound" if row.get("sampler", "gaussian") == "sound" else ""))
+            + ("-sound" if row.get("sampler", "gaussian") == "sound" else "")
+            + "".join(f"-{w.replace('=', '')}" for w in (_recipe(row) or "").split()))
+
+def _recipe(row):
+    "A grid row's recipe: None for a blank cell, or a row from a grid that has no such column."
+    return row["recipe"] if isinstance(row.get("recipe"), str) else None
 
 def _settled(state, what, path):
     "The action of a result that needs no run, ('done' or 'differs', what, path); None when it is to be run."
@@ -166,7 +173,7 @@ def reproduce(
         if not ckpt.exists():
             actions.append(("train", tag, ckpt))
             run("train.ipynb", f"train-{tag}.ipynb", dataset=row["dataset"], arch=row["arch"],
-                sigma=float(row["noise"]), **where)
+                sigma=float(row["noise"]), **parse_recipe(_recipe(row)), **where)
         actions.append((row["kind"], tag, path))
         p = run_params(row, results_dir=results_dir, **where)
         run(f"{row['kind']}.ipynb", f"{tag}.ipynb", **_notebook_params(p))
