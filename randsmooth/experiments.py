@@ -117,7 +117,7 @@ class RunParams:
     radii: list = None             # sequential: the radii it decides (None: 0.25 0.5 0.75 1); where accuracy is shown
     label_known: bool = True       # sequential: test the true label (no selection draws); False: n0 draws choose
     sampler: str = "gaussian"      # smoothing noise: 'gaussian' (float, the paper's) or 'sound' (randsmooth.sound)
-    recipe: str = None             # the model's recipe beyond dataset, arch, noise, e.g. lr=0.01 method=consistency
+    recipe: str = None             # the model's recipe: TrainConfig fields beyond dataset, arch, noise (parse_recipe)
 
     NOT_IDENTITY = ("device", "batch", "train_if_missing", "allow_mismatch", "data_root", "results_dir",
                     "checkpoint_dir", "progress", "channels_last", "compile", "cuda_graphs", "wait", "repair")

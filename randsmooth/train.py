@@ -97,6 +97,7 @@ class Method:
     split: bool = False   # each batch becomes num_noise SGD steps of batch_size / num_noise images
     source: str = ""      # the paper, and the authors' script whose MNIST settings are the defaults
 
+# the training methods by name: the paper's Gaussian augmentation, then those of the chapters of "Beyond the paper"
 METHODS = {
     "gaussian": Method(gaussian_loss, {}, source="Cohen et al. 2019 (this paper)"),
     "stability": Method(stability_loss, dict(lbd=2.0), source="Li et al. 2019; train_stab.py"),
