@@ -214,7 +214,8 @@ def get_model(p: RunParams):
     if not p.checkpoint and (ckpt is None or ckpt["epoch"] < epochs):    # missing, or interrupted at an earlier epoch
         stopped = "no checkpoint" if ckpt is None else f"the checkpoint stopped at epoch {ckpt['epoch']}"
         if p.train_if_missing and dataset_info(p.dataset).embedded:
-            print(f"{stopped} for {p.dataset}/{p.arch} at noise {p.noise:g}: training its recipe first")
+            print(f"{stopped} for {p.dataset}/{p.arch} at noise {p.noise:g}: training "
+                  + (f"its recipe ({p.recipe})" if p.recipe else "the default recipe") + " first")
             run_train(p.device, checkpoint_dir=p.checkpoint_dir, progress=p.progress, **asdict(config))
             model, ckpt = load()
         elif ckpt is not None:
