@@ -11,6 +11,8 @@ from contextlib import contextmanager
 import torch
 from torch.nn import functional as F
 
+from .core import eval_mode
+
 # %% ../nbs/06c_smoothadv.ipynb #271b7b0a
 def smoothed_log_probs(logits, m):
     "log of the soft smoothed classifier, the mean softmax over each image's m noisy copies: [B m, K] -> [B, K]."
@@ -18,14 +20,13 @@ def smoothed_log_probs(logits, m):
 
 @contextmanager
 def frozen(model):
-    "The model in eval mode with no weight gradients, for an inner attack; its mode and flags restored after."
-    mode, flags = model.training, [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters(): p.requires_grad_(False)
-    try: yield model
-    finally:
-        model.train(mode)
-        for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
+    "core.eval_mode with the weights' gradients off too, for an inner attack; modes and flags restored after."
+    flags = [p.requires_grad for p in model.parameters()]
+    with eval_mode(model):
+        for p in model.parameters(): p.requires_grad_(False)
+        try: yield model
+        finally:
+            for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
 
 # %% ../nbs/06c_smoothadv.ipynb #7d62f171
 def smoothadv_attack(model, x, y, noise, epsilon, steps, gen=None):
