@@ -40,7 +40,7 @@ if __name__ == "__main__":
             s = seconds_per_epoch(m, a.sigma, a.epochs)
             best[m] = min(best.get(m, s), s)
             print(f"{m:12s} {s:7.2f} s per epoch", flush=True)
-    result = {"command": "python bench/train_methods.py " + " ".join(
+    result = {"benchmark": "train_methods", "command": "python bench/train_methods.py " + " ".join(
                   f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(a).items()),
               "device": device_name("cpu"), "threads": torch.get_num_threads(), "git_commit": git_commit(),
               "date": datetime.datetime.now().isoformat(timespec="seconds"), "sigma": a.sigma, "epochs": a.epochs,

@@ -23,7 +23,7 @@ SRC = BUILD / "src"
 RECORD = BUILD / "executed.json"         # each chapter's execution: ok, seconds, the error (tests/test_notebooks.py)
 MATHJAX = "mathjax@3.2.2"
 MODULES = ["stats", "theory", "core", "sequential", "sound", "fast", "data", "models", "authors", "train",
-           "consistency", "smoothadv", "macer", "smoothmix", "logs",
+           "consistency", "smoothadv", "macer", "smoothmix", "denoise", "logs",
            "experiments",
            "analyze", "baselines", "wong", "attack", "reproduce", "cli"]
 

@@ -7,9 +7,14 @@ from randsmooth.stats import (binom_pvalue, certified_radius, lower_confidence_b
                               radius_lecuyer, radius_li, samples_for_radius)
 
 
+# imported on first use: they pull in torchvision and the models
+_LAZY = {"load_model": "randsmooth.train", "Denoised": "randsmooth.denoise", "DnCNN": "randsmooth.denoise",
+         "load_denoiser": "randsmooth.denoise"}
+
+
 def __getattr__(name):
-    "load_model comes from randsmooth.train, imported on first use (it pulls in torchvision and the models)."
-    if name == "load_model":
-        from randsmooth.train import load_model
-        return load_model
+    "load_model (randsmooth.train) and Denoised, DnCNN, load_denoiser (randsmooth.denoise), imported on first use."
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'randsmooth' has no attribute {name!r}")

@@ -13,7 +13,9 @@ import re
 import sys
 from dataclasses import MISSING, fields
 
-from .experiments import PredictParams, RunParams, estimate_run, run_certify, run_predict, run_train, world
+from .denoise import DenoiserConfig
+from .experiments import (PredictParams, RunParams, estimate_run, run_certify, run_predict, run_train,
+                                    run_train_denoiser, world)
 from .logs import LogLocked, certified_accuracy, read_log
 from .train import TrainConfig
 
@@ -62,6 +64,12 @@ def build_parser():
     t.add_argument("--device", default="cpu"); t.add_argument("--data-root", default=None)
     t.add_argument("--checkpoint-dir", default=None)
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    d = sub.add_parser("train-denoiser", help="train a denoiser to put before a classifier (denoised smoothing): "
+                       "--objective mse, or stab --classifier f.pt")
+    _add_fields(d, DenoiserConfig)
+    d.add_argument("--device", default="cpu"); d.add_argument("--data-root", default=None)
+    d.add_argument("--checkpoint-dir", default=None)
+    d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     for name, cls, skip, help in (
             ("certify", RunParams, (), "run CERTIFY over a data split and write its log"),
             ("predict", PredictParams, PredictParams.CERTIFY_ONLY,
@@ -138,6 +146,8 @@ def main(argv=None):
                 return 1
         elif command == "train":
             print(f"checkpoint: {run_train(**args)}")
+        elif command == "train-denoiser":
+            print(f"denoiser: {run_train_denoiser(**args)}")
         elif args.pop("estimate"):
             _print_estimate(command, estimate_run(command, **args), args)
         else:
@@ -151,7 +161,9 @@ def main(argv=None):
         print(f"randsmooth {command}: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:                                     # Ctrl-C: one line, not a traceback
-        kept = {"train": "the checkpoint keeps every finished epoch", "reproduce": "every finished run is kept"}.get(
+        kept = {"train": "the checkpoint keeps every finished epoch",
+                "train-denoiser": "the denoiser keeps every finished epoch",
+                "reproduce": "every finished run is kept"}.get(
             command, "the log keeps every input it finished")
         print(f"\nrandsmooth {command}: interrupted. Nothing finished is lost: {kept}; run the same command again "
               f"to resume", file=sys.stderr)

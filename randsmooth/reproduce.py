@@ -11,20 +11,21 @@ __all__ = ['GRID_FIELDS', 'PAPER_ARCHS', 'read_grid', 'run_params', 'log_path', 
 import functools
 import inspect
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from .data import get_dataset
-from .experiments import (PredictParams, RunParams, default_checkpoint, parse_recipe, results_path,
-                                    selected_indices)
+from .experiments import (PredictParams, RunParams, default_checkpoint, default_denoiser, parse_denoiser,
+                                    parse_recipe, results_path, selected_indices)
 from .logs import done_indices, project_dir, read_json
 
 # %% ../nbs/10_reproduce.ipynb #cc0a44db
 # the grid's columns that are RunParams fields: together they name one run
 GRID_FIELDS = ["dataset", "arch", "noise", "sigma", "n0", "n", "alpha", "skip", "max", "split",
-               "precision", "method", "radii", "sampler", "recipe"]  # RunParams'
+               "precision", "method", "radii", "sampler", "recipe", "denoiser"]  # RunParams'
 
 def read_grid(path=None):
     "The experiment grid as a DataFrame (default: <project>/grid.tsv)."
@@ -36,7 +37,8 @@ def read_grid(path=None):
     g["precision"] = g["precision"].replace("", RunParams.precision) if "precision" in g else RunParams.precision
     g["method"] = g["method"].replace("", RunParams.method) if "method" in g else RunParams.method
     g["sampler"] = g["sampler"].replace("", RunParams.sampler) if "sampler" in g else RunParams.sampler
-    g["recipe"] = g["recipe"].astype(object).where(g["recipe"] != "", None) if "recipe" in g else None  # the paper's
+    for c in ("recipe", "denoiser"):                                    # blank: the paper's recipe, no denoiser
+        g[c] = g[c].astype(object).where(g[c] != "", None) if c in g else None
     radii = g["radii"] if "radii" in g else pd.Series("", index=g.index)            # '0.25,0.5' -> [0.25, 0.5]
     g["radii"] = pd.Series([[float(v) for v in str(r).split(",")] if r != "" else None for r in radii],
                            index=g.index, dtype=object)
@@ -47,7 +49,7 @@ def run_params(row, **overrides):
     plain = lambda v: v.item() if hasattr(v, "item") else v               # NumPy scalars as Python numbers
     cls = PredictParams if row["kind"] == "predict" else RunParams
     given = {k: plain(row[k]) for k in GRID_FIELDS if k in row}
-    missing = [k for k in ("method", "radii", "sampler", "recipe")                # NaN: a blank cell
+    missing = [k for k in ("method", "radii", "sampler", "recipe", "denoiser")    # NaN: a blank cell
                if isinstance(given.get(k), float) and given[k] != given[k]]
     return cls(**{k: v for k, v in given.items() if k not in missing}, **overrides)
 
@@ -55,7 +57,9 @@ def log_path(row, results_dir=None, checkpoint_dir=None):
     "Where a grid row's log is: under data/original-logs for the paper's, under results/ for ours."
     if row["source"] == "paper": return project_dir() / "data" / "original-logs" / row["log"]
     p = run_params(row, results_dir=results_dir, checkpoint_dir=checkpoint_dir)
-    return results_path(p, row["kind"], default_checkpoint(p))
+    try: denoiser = default_denoiser(p)             # a stab denoiser is named by its classifier's SHA-256
+    except FileNotFoundError: denoiser = f"dncnn-{parse_denoiser(p.denoiser)[1]['objective']}-after-its-classifier"
+    return results_path(p, row["kind"], default_checkpoint(p), denoiser)
 
 def select(grid, **where):
     "Rows of the grid matching every field given (None matches anything)."
@@ -110,11 +114,14 @@ def _run_tag(row):
             + ("" if row["precision"] == "float32" else f"-{row['precision']}")
             + (f"-seq-r{'_'.join(f'{r:g}' for r in row['radii'] or [])}" if seq else "")
             + ("-sound" if row.get("sampler", "gaussian") == "sound" else "")
-            + "".join(f"-{w.replace('=', '')}" for w in (_recipe(row) or "").split()))
+            + "".join(f"-{w.replace('=', '')}" for w in (_recipe(row) or "").split())
+            + "".join("-denoiser-" + re.sub(r"[^\w.]", "", w) for w in (_field(row, "denoiser") or "").split()))
 
-def _recipe(row):
-    "A grid row's recipe: None for a blank cell, or a row from a grid that has no such column."
-    return row["recipe"] if isinstance(row.get("recipe"), str) else None
+def _field(row, name):
+    "A grid row's text field: None for a blank cell, or a row from a grid that has no such column."
+    return row[name] if isinstance(row.get(name), str) else None
+
+def _recipe(row): return _field(row, "recipe")
 
 def _settled(state, what, path):
     "The action of a result that needs no run, ('done' or 'differs', what, path); None when it is to be run."

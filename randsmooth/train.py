@@ -380,11 +380,11 @@ class SeededItems(Dataset):
 # the columns of the per-epoch training log beside each checkpoint
 LOG_FIELDS = ["epoch", "lr", "train_loss", "train_acc_noisy", "test_loss", "test_acc", "test_acc_noisy", "seconds"]
 
-def write_history(history, path):
+def write_history(history, path, columns=LOG_FIELDS):
     "The per-epoch log as TSV, written atomically."
     path = Path(path); tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, LOG_FIELDS, delimiter="\t"); w.writeheader(); w.writerows(history)
+        w = csv.DictWriter(f, columns, delimiter="\t"); w.writeheader(); w.writerows(history)
     os.replace(tmp, path)
 
 # %% ../nbs/06_train.ipynb #c849113a

@@ -1,4 +1,4 @@
-"""Mutants of the training methods' losses (issue 27): each breaks one thing a loss must do, and each must make its
+"""Mutants of the training methods' losses (issue 27) and of denoised smoothing (issue 28): each breaks one thing a loss must do, and each must make its
 notebook's tests fail. Not part of the suite (about two minutes): run `python tests/mutants.py` after changing a loss;
 it prints 'caught' or 'MISSED' per mutant and exits with the number missed."""
 import json
@@ -26,6 +26,20 @@ MUTANTS = [  # (notebook, what breaks, the line as it is, the line broken)
     ("06e_smoothmix", "smoothmix: target without the uniform", "lam[:, None] / g.shape[1]", "0 * lam[:, None]"),
     ("06e_smoothmix", "smoothmix: mixing weight ignored", "c.eta * warm * (right * kl).mean()",
      "1.0 * warm * (right * kl).mean()"),
+    # denoised smoothing (issue 28)
+    ("06f_denoise", "denoise: DnCNN returns the noise it predicts", "return x - self.noise(x)", "return self.noise(x)"),
+    ("06f_denoise", "denoise: Denoised skips the denoiser", "def forward(self, x): return self.classifier(self.denoiser(x))",
+     "def forward(self, x): return self.classifier(x)"),
+    ("06f_denoise", "denoise: MSE against the noisy image", "return F.mse_loss(denoiser(noisy), x)",
+     "return F.mse_loss(denoiser(noisy), noisy)"),
+    ("06f_denoise", "denoise: stab's target is f's label for the noisy image", "label = classifier(x).argmax(1)",
+     "label = classifier(noisy).argmax(1)"),
+    ("06f_denoise", "denoise: the classifier left in training mode", "classifier.requires_grad_(False).eval()",
+     "classifier.requires_grad_(False)"),
+    ("06f_denoise", "denoise: a denoiser for other images is loaded", "if shape is not None and tuple(shape) != made_for:",
+     "if False:"),
+    ("07_experiments", "experiments: a log continued with another denoiser",
+     "if (was := meta.get(\"denoiser_sha256\")) != (den or {}).get(\"denoiser_sha256\"):", "if False:"),
 ]
 
 if __name__ == "__main__":

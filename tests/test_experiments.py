@@ -22,10 +22,14 @@ def test_every_committed_result_names_its_shipped_model(i):
                                capture_output=True).returncode == 0
     if not committed: pytest.skip(f"not run (or not committed) yet; the status page lists it: {log.name}")
     meta = read_json(log.with_suffix(".json"))
-    shipped = ROOT / "checkpoints" / log.parent.name
-    shipped = shipped.with_name(shipped.name + ".pt")
+    classifier, _, denoiser = log.parent.name.partition("+")          # <classifier>[+<denoiser>]
+    shipped = ROOT / "checkpoints" / f"{classifier}.pt"
     assert shipped.exists(), f"{shipped} is not shipped"
     assert meta["status"] == "complete" and meta["checkpoint_sha256"] == checkpoint_sha256(shipped)
+    if denoiser:                                                       # its denoiser, shipped too
+        shipped = ROOT / "checkpoints" / f"{denoiser}.pt"
+        assert shipped.exists(), f"{shipped} is not shipped"
+        assert meta["denoiser_sha256"] == checkpoint_sha256(shipped)
     assert len(read_log(log)) == len(selected_indices(1000, int(row["skip"]), int(row["max"])))
 
 

@@ -235,3 +235,33 @@ def test_off_grid_inputs_do_not_point_cli_users_at_a_python_flag():
     from randsmooth.sound import on_grid
     with pytest.raises(ValueError, match="In Python, pass quantize=True .* or certify with --sampler gaussian"):
         on_grid(torch.tensor([0.5, 0.3]))
+
+
+# Denoised smoothing (issue 28): a denoiser file is data, never code; a wrong one is named, not used
+class _RunsCode:
+    "Pickled, it asks the loader to call os.system."
+    def __init__(self, marker): self.marker = marker
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_denoiser_crafted_to_run_code_is_refused_without_running_it(tmp_path, model_ckpt, capsys):
+    from randsmooth.cli import main
+    from randsmooth.denoise import DENOISER_FORMAT, load_denoiser
+    marker, crafted = tmp_path / "it-ran", tmp_path / "d.pt"
+    torch.save({"format": DENOISER_FORMAT, "model": _RunsCode(marker)}, crafted)
+    with pytest.raises(ValueError, match="cannot read .* as a denoiser"):
+        load_denoiser(crafted)
+    assert main(["certify", "--dataset", "digits", "--noise", "0.5", "--sigma", "0.5", "--checkpoint", str(model_ckpt),
+                 "--denoiser", str(crafted), "--results-dir", str(tmp_path / "results"), "--no-progress"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not marker.exists() and _files(tmp_path) == []
+
+
+def test_a_denoiser_recipe_with_a_stray_field_or_a_missing_file_is_named(tmp_path, model_ckpt):
+    with pytest.raises(ValueError, match="'lbd' is not a field a denoiser recipe sets"):
+        _run(tmp_path, model_ckpt, denoiser="objective=mse lbd=2")
+    with pytest.raises(FileNotFoundError, match="no denoiser at"):
+        _run(tmp_path, model_ckpt, denoiser=str(tmp_path / "nowhere.pt"))
+    assert not (tmp_path / "results").exists() or _files(tmp_path) == []
