@@ -310,6 +310,9 @@ def get_denoiser(p: RunParams, classifier, classifier_sha256):
      "one; trains its recipe if allowed and needed.")
     path = default_denoiser(p, classifier, classifier_sha256)
     if path is None: return None, None, None
+    if parse_denoiser(p.denoiser)[0] == "file" and not path.is_file():
+        raise FileNotFoundError(f"no denoiser at {path}: a denoiser is a file (randsmooth train-denoiser writes one) "
+                                f"or a recipe such as 'objective=mse' or 'objective=stab width=32'")
     if parse_denoiser(p.denoiser)[0] == "recipe":
         config = _denoiser_config(p, classifier)
         if not (path.exists() and read_denoiser(path)["epoch"] >= config.epochs):          # missing or unfinished
