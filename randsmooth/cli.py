@@ -60,16 +60,13 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a base classifier: Gaussian data augmentation, or --method "
                        "stability|smoothadv|macer|consistency|smoothmix")
-    _add_fields(t, TrainConfig)
-    t.add_argument("--device", default="cpu"); t.add_argument("--data-root", default=None)
-    t.add_argument("--checkpoint-dir", default=None)
-    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     d = sub.add_parser("train-denoiser", help="train a denoiser to put before a classifier (denoised smoothing): "
                        "--objective mse, or stab --classifier f.pt")
-    _add_fields(d, DenoiserConfig)
-    d.add_argument("--device", default="cpu"); d.add_argument("--data-root", default=None)
-    d.add_argument("--checkpoint-dir", default=None)
-    d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    for parser, cls in ((t, TrainConfig), (d, DenoiserConfig)):
+        _add_fields(parser, cls)
+        parser.add_argument("--device", default="cpu"); parser.add_argument("--data-root", default=None)
+        parser.add_argument("--checkpoint-dir", default=None)
+        parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     for name, cls, skip, help in (
             ("certify", RunParams, (), "run CERTIFY over a data split and write its log"),
             ("predict", PredictParams, PredictParams.CERTIFY_ONLY,

@@ -25,8 +25,8 @@ from tqdm import tqdm
 from .core import check_device, check_int
 from .data import dataset_info, get_dataset
 from .logs import resolve
-from .train import (SeededItems, TrainingDiverged, _check_float, _epoch_seed, atomic_save, load_checkpoint,
-                    typed_fields, write_history)
+from .train import (SeededItems, TrainingDiverged, _check_float, _epoch_seed, atomic_save,
+                              checkpoint_sha256, load_checkpoint, typed_fields, write_history)
 
 # %% ../nbs/06f_denoise.ipynb #3b29b6a1
 class DnCNN(nn.Module):
@@ -119,16 +119,10 @@ class DenoiserConfig:
 DENOISER_FORMAT = "randsmooth-denoiser/1"                  # written into every denoiser checkpoint
 DENOISER_LOG_FIELDS = ["epoch", "lr", "train_loss", "test_mse", "test_acc_noisy", "seconds"]   # its per-epoch log
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-    return h.hexdigest()
-
 def denoiser_identity(config: DenoiserConfig, classifier_sha256=None):
     "The fields that change the weights: the recipe without its speed-only field, the classifier by its SHA-256."
     d = {k: v for k, v in asdict(config).items() if k not in ("workers", "classifier")}
-    if config.objective == "stab": d["classifier_sha256"] = classifier_sha256 or _sha256(config.classifier)
+    if config.objective == "stab": d["classifier_sha256"] = classifier_sha256 or checkpoint_sha256(config.classifier)
     return d
 
 def denoiser_path(config: DenoiserConfig, checkpoint_dir=None, classifier_sha256=None):

@@ -50,17 +50,21 @@ def run_train(
     **recipe,              # TrainConfig's fields: dataset, arch, sigma, epochs, lr, ...
 ):
     "Train (or resume) a base classifier; returns its checkpoint path. The log sits beside it."
-    config, device, progress = TrainConfig(**recipe), check_device(device), typed("progress", bool, progress)
-    path = checkpoint_path(config, checkpoint_dir)
+    config = TrainConfig(**recipe)
+    return _trained("train", train, config, checkpoint_path(config, checkpoint_dir), device, data_root, progress)
+
+def _trained(kind, fit, config, path, device, data_root, progress):
+    "Train (or resume) `config` into `path` with `fit`, locked, and record it beside the file; returns path."
+    device, progress = check_device(device), typed("progress", bool, progress)
     with locked(path, wait=True):                 # two runs that need the same model: one trains, the other waits
         record = path.with_suffix(".json")
         if path.exists() and record.exists() and read_json(record).get("sha256") == checkpoint_sha256(path):
             return path                           # finished and recorded: its record (when, where, how long) stays
         t0, meta = time.time(), provenance(device)
-        train(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
-        write_json({"kind": "train", "params": asdict(config), **meta, "wall_seconds": round(time.time() - t0, 3),
+        fit(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
+        write_json({"kind": kind, "params": asdict(config), **meta, "wall_seconds": round(time.time() - t0, 3),
                     "sha256": checkpoint_sha256(path),
-                    "finished": datetime.datetime.now().isoformat(timespec="seconds")}, path.with_suffix(".json"))
+                    "finished": datetime.datetime.now().isoformat(timespec="seconds")}, record)
     return path
 
 # %% ../nbs/07_experiments.ipynb #f666b0fb
@@ -72,18 +76,9 @@ def run_train_denoiser(
     **recipe,              # DenoiserConfig's fields: dataset, sigma, objective, classifier, epochs, ...
 ):
     "Train (or resume) a denoiser; returns its path. The log sits beside it, the record (when, where, how long) too."
-    config, device, progress = DenoiserConfig(**recipe), check_device(device), typed("progress", bool, progress)
-    path = denoiser_path(config, checkpoint_dir)
-    with locked(path, wait=True):
-        record = path.with_suffix(".json")
-        if path.exists() and record.exists() and read_json(record).get("sha256") == checkpoint_sha256(path):
-            return path
-        t0, meta = time.time(), provenance(device)
-        train_denoiser(config, path, data_root, device, resume=True, progress=progress, metadata=meta)
-        write_json({"kind": "train-denoiser", "params": asdict(config), **meta,
-                    "wall_seconds": round(time.time() - t0, 3), "sha256": checkpoint_sha256(path),
-                    "finished": datetime.datetime.now().isoformat(timespec="seconds")}, record)
-    return path
+    config = DenoiserConfig(**recipe)
+    return _trained("train-denoiser", train_denoiser, config, denoiser_path(config, checkpoint_dir), device,
+                    data_root, progress)
 
 # %% ../nbs/07_experiments.ipynb #c69d0885
 # what a recipe may set: every TrainConfig field but those the run sets itself and the speed-only ones
