@@ -146,6 +146,13 @@ def train_methods():
                   for m in names])
 
 
+def best_of_sigma(logs, key, sigmas, radii, label):
+    "[label, *best-of-sigma accuracies] once all of key's sigmas are in `logs`, else [how many so far, blanks]."
+    done = [s for s in sigmas if (key, s) in logs]
+    if len(done) < len(sigmas): return [f"ours: {len(done)} of {len(sigmas)} sigma so far", *[""] * len(radii)]
+    return [label, *pct(map(max, zip(*(accuracy(logs[(key, s)], radii) for s in sigmas))))]
+
+
 def methods_best_sigma():
     from randsmooth.analyze import published_logs
     from randsmooth.experiments import run_recipe
@@ -162,10 +169,7 @@ def methods_best_sigma():
                               pub[(pub["method"] == m) & (pub["sigma"] == s)]["path"]))]
     rows = []
     for m, name in names.items():
-        done = [s for s in sigmas if (m, s) in ours]
-        best = pct(map(max, zip(*(accuracy(ours[(m, s)], radii) for s in sigmas)))) if len(done) == 3 else \
-            [""] * len(radii)
-        rows.append([name, "ours" if len(done) == 3 else f"ours: {len(done)} of 3 sigma so far", *best])
+        rows.append([name, *best_of_sigma(ours, m, sigmas, radii, "ours")])
         rows.append(["", "published", *pct(map(max, zip(*(published(m, s) for s in sigmas))))])
     return table(["method", "", *(f"r = {q:g}" for q in radii)], rows)
 
@@ -184,10 +188,7 @@ def denoised():
         if key is not None and r["sigma"] in sigmas and is_complete(r): logs[(key, r["sigma"])] = read_log(log_path(r))
     rows = []
     for key, name in {**names, "noise": "trained with noise (the paper)"}.items():
-        done = [s for s in sigmas if (key, s) in logs]
-        rows.append([name, "ours, MNIST" if len(done) == 3 else f"ours: {len(done)} of 3 sigma so far",
-                     *(pct(map(max, zip(*(accuracy(logs[(key, s)], radii) for s in sigmas)))) if len(done) == 3
-                       else [""] * len(radii))])
+        rows.append([name, *best_of_sigma(logs, key, sigmas, radii, "ours, MNIST")])
     theirs = {"no denoiser": "cifar10_certified_outer_envelop_no_denoisers",
               "stability denoiser, full access": "fullAccess_cifar10_certified_outer_envelop",
               "trained with noise": "cifar10_certified_outer_envelop_whitebox"}
