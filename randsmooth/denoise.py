@@ -12,7 +12,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 import hashlib
-import io
 import json
 import time
 
@@ -26,7 +25,7 @@ from .core import check_device, check_int
 from .data import dataset_info, get_dataset
 from .logs import resolve
 from .train import (SeededItems, TrainingDiverged, _check_float, _epoch_seed, atomic_save,
-                              checkpoint_sha256, load_checkpoint, typed_fields, write_history)
+                              checkpoint_sha256, load_checkpoint, load_weights_only, typed_fields, write_history)
 
 # %% ../nbs/06f_denoise.ipynb #3b29b6a1
 class DnCNN(nn.Module):
@@ -136,12 +135,7 @@ def denoiser_path(config: DenoiserConfig, checkpoint_dir=None, classifier_sha256
 def read_denoiser(path, device="cpu"):
     "A denoiser checkpoint as a dict, loaded without executing code; its 'sha256' is of the bytes loaded."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no denoiser at {path}")
-    data = path.read_bytes()
-    try: ckpt = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} as a denoiser (corrupted, truncated, or not a weights-only file): "
-                         f"{type(e).__name__}: {str(e)[:300]}") from e
+    ckpt, sha = load_weights_only(path, device, "denoiser")
     if not isinstance(ckpt, dict) or ckpt.get("format") != DENOISER_FORMAT:
         what = "a classifier's checkpoint" if isinstance(ckpt, dict) and "format" in ckpt else "not a denoiser"
         raise ValueError(f"{path} is {what}, not a randsmooth denoiser (format {DENOISER_FORMAT!r}): train one "
@@ -154,7 +148,7 @@ def read_denoiser(path, device="cpu"):
     if not ok:
         raise ValueError(f"{path} is a damaged denoiser: its config, identity, weights or epoch are missing or "
                          f"wrong ({str(config)[:200] if isinstance(config, Exception) else 'wrong types'})")
-    return {**ckpt, "sha256": hashlib.sha256(data).hexdigest()}
+    return {**ckpt, "sha256": sha}
 
 def load_denoiser(
     path,              # a file written by train_denoiser

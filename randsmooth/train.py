@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['METHODS', 'HYPERPARAMETERS', 'FORMAT', 'LOG_FIELDS', 'Step', 'gaussian_loss', 'TrainingDiverged', 'train_one_epoch',
            'Method', 'recipe_identity', 'evaluate', 'typed', 'typed_fields', 'TrainConfig', 'checkpoint_path',
-           'atomic_save', 'read_checkpoint', 'load_checkpoint', 'checkpoint_sha256', 'load_model', 'weights_only_copy',
-           'SeededItems', 'write_history', 'train']
+           'atomic_save', 'load_weights_only', 'read_checkpoint', 'load_checkpoint', 'checkpoint_sha256', 'load_model',
+           'weights_only_copy', 'SeededItems', 'write_history', 'train']
 
 # %% ../nbs/06_train.ipynb #a8723c49
 import csv
@@ -291,16 +291,21 @@ def atomic_save(obj, path):
         torch.save(obj, tmp)
         os.replace(tmp, path)
 
+def load_weights_only(path, device="cpu", what="checkpoint"):
+    "(what `path` holds, loaded without executing code, the SHA-256 of the bytes loaded), with clear errors."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"no {what} at {path}")
+    data = path.read_bytes()  # hash and load the same bytes: the model used is the one named
+    try:
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True), hashlib.sha256(data).hexdigest()
+    except Exception as e:
+        raise ValueError(f"cannot read {path} as a {what} (corrupted, truncated, or not a weights-only "
+                         f"file): {type(e).__name__}: {str(e)[:300]}") from e
+
 def read_checkpoint(path, device="cpu"):
     "A checkpoint dict, loaded without executing code, with clear errors; its 'sha256' is of the bytes loaded."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
-    data = path.read_bytes()  # hash and load the same bytes: the model used is the one named
-    try:
-        ckpt = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} as a checkpoint (corrupted, truncated, or not a weights-only "
-                         f"file): {type(e).__name__}: {str(e)[:300]}") from e
+    ckpt, sha = load_weights_only(path, device)
     if is_authors_checkpoint(ckpt):                # the paper's released models, as their train.py saved them
         state, arch, dataset = from_authors(ckpt, path)
         ckpt = {"format": AUTHORS_FORMAT, "model": state, "epoch": ckpt.get("epoch"),
@@ -308,7 +313,7 @@ def read_checkpoint(path, device="cpu"):
     if not isinstance(ckpt, dict) or ckpt.get("format") not in (FORMAT, AUTHORS_FORMAT):
         raise ValueError(f"{path} is neither a randsmooth checkpoint (format {FORMAT!r}) nor one of the paper's "
                          f"released models ({{'epoch', 'arch', 'state_dict', 'optimizer'}})")
-    return {**ckpt, "sha256": hashlib.sha256(data).hexdigest()}
+    return {**ckpt, "sha256": sha}
 
 def load_checkpoint(
     path,               # a file written by `train`
