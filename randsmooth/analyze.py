@@ -4,9 +4,9 @@ r"""From certification logs to the paper's tables and figures: approximate certi
 
 # %% auto #0
 __all__ = ['PUBLISHED_METHODS', 'wrong_certificates_bound', 'certified_accuracy_lower_bound', 'bernstein_deduction',
-           'certified_accuracy_lower_bound_paper', 'average_certified_radius', 'published_logs', 'p_a_lower_of',
-           'n_a_of', 'with_radius', 'rebound', 'project_n', 'project_alpha', 'accuracy_table', 'envelope',
-           'to_markdown', 'to_latex', 'Table', 'plot_certified_accuracy', 'figure8']
+           'certified_accuracy_lower_bound_paper', 'average_certified_radius', 'published_logs', 'published_denoised',
+           'p_a_lower_of', 'n_a_of', 'with_radius', 'rebound', 'project_n', 'project_alpha', 'accuracy_table',
+           'envelope', 'to_markdown', 'to_latex', 'Table', 'plot_certified_accuracy', 'figure8']
 
 # %% ../nbs/09_analyze.ipynb #b7ae2128
 import html
@@ -81,6 +81,22 @@ def published_logs(root=None):   # default: <project>/data/published-logs/mnist-
             for method, folder in PUBLISHED_METHODS.items() for p in sorted((root / folder).rglob("noise_*"))
             if (m := re.fullmatch(r"noise_([\d.]+)(?:_(\w+))?", p.name))]
     return pd.DataFrame(rows, columns=["method", "sigma", "seed", "path"])
+
+# %% ../nbs/09_analyze.ipynb #39f3047f
+def published_denoised(
+    name,        # a file of data/published-denoised without .tex, e.g. 'fullAccess_cifar10_certified_outer_envelop'
+    root=None,   # default: <project>/data/published-denoised
+):
+    "One of Salman et al.'s LaTeX tables: by radius, the best certified accuracy and the clean accuracy of its model."
+    path = (Path(root) if root else project_dir() / "data" / "published-denoised") / f"{name}.tex"
+    lines = [l for l in path.read_text().splitlines() if l.strip() and not l.startswith("\\")]
+    radii = [float(v) for v in re.findall(r"\$([\d.]+)\$", lines[0])] if lines else []
+    cells = re.findall(r"\$\^\{\(([\d.]+)\)\}\$([\d.]+)", lines[1]) if len(lines) > 1 else []
+    if not radii or len(cells) != len(radii):
+        raise ValueError(f"{path} is not one of Salman et al.'s tables: a row of radii, then a row of "
+                         f"$^{{(clean)}}$certified cells, one per radius ({len(radii)} radii, {len(cells)} cells)")
+    return pd.DataFrame([(float(a), float(c)) for c, a in cells], columns=["certified", "clean"],
+                        index=pd.Index(radii, name="radius"))
 
 # %% ../nbs/09_analyze.ipynb #5e380586
 def p_a_lower_of(df, sigma):

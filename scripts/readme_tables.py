@@ -176,6 +176,7 @@ def methods_best_sigma():
 
 def denoised():
     from randsmooth.reproduce import is_complete, log_path, read_grid, select
+    from randsmooth.analyze import published_denoised
     radii, sigmas = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5], [0.25, 0.5, 1.0]
     names = {"": "f alone (trained without noise)", "objective=mse": "f + MSE denoiser",
              "objective=stab": "f + stability denoiser"}
@@ -193,10 +194,8 @@ def denoised():
               "stability denoiser, full access": "fullAccess_cifar10_certified_outer_envelop",
               "trained with noise": "cifar10_certified_outer_envelop_whitebox"}
     for name, file in theirs.items():
-        head, _, row = (ROOT / "data" / "published-denoised" / f"{file}.tex").read_text().splitlines()[:3]
-        at = dict(zip([float(v) for v in re.findall(r"\$([\d.]+)\$", head)],
-                      re.findall(r"\}\$([\d.]+)", row)))
-        rows.append([f"ResNet-110, {name}", "Salman et al., CIFAR-10", *(f"{100 * float(at[q]):.0f}" for q in radii)])
+        at = published_denoised(file)["certified"]
+        rows.append([f"ResNet-110, {name}", "Salman et al., CIFAR-10", *(f"{100 * at[q]:.0f}" for q in radii)])
     return table(["classifier", "", *(f"r = {q:g}" for q in radii)], rows)
 
 
