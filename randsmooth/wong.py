@@ -8,8 +8,6 @@ __all__ = ['WONG_FORMAT', 'WONG_EPSILONS', 'margin_lower_bound', 'wong_radius', 
 
 # %% ../nbs/13_wong.ipynb #34ada6ac
 import datetime
-import hashlib
-import io
 import math
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from .data import dataset_info, get_dataset
 from .logs import (CERTIFY_COLUMNS, done_indices, locked, open_log, provenance, read_json, read_log,
                              resolve, write_json)
 from .models import wong_small
-from .train import atomic_save
+from .train import atomic_save, load_weights_only
 
 # %% ../nbs/13_wong.ipynb #170a5b02
 def _check(net, x, y):
@@ -119,19 +117,13 @@ def wong_checkpoint(dataset, epsilon, epochs=8, seed=0, checkpoint_dir=None):
 
 def load_wong(path, device="cpu"):
     "A network saved by train_wong, in eval mode, and its checkpoint dict with the SHA-256 of the bytes loaded."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
-    data = path.read_bytes()
-    try: ckpt = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} as a weights-only checkpoint: "
-                         f"{type(e).__name__}: {str(e)[:200]}") from e
+    ckpt, sha = load_weights_only(path, device, "Wong et al. checkpoint")     # no code run, the bytes' SHA-256
     if not isinstance(ckpt, dict) or ckpt.get("format") != WONG_FORMAT:
         raise ValueError(f"{path} is not a train_wong checkpoint (expected format {WONG_FORMAT!r})")
     shape = dataset_info(ckpt["config"]["dataset"]).shape
     net = wong_small(ckpt["num_classes"], shape[0], shape[1]).to(device)
     net.load_state_dict(ckpt["state_dict"])
-    return net.eval(), {**ckpt, "sha256": hashlib.sha256(data).hexdigest()}
+    return net.eval(), {**ckpt, "sha256": sha}
 
 # %% ../nbs/13_wong.ipynb #a776a923
 def train_wong(
