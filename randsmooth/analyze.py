@@ -87,7 +87,7 @@ def published_denoised(
     name,        # a file of data/published-denoised without .tex, e.g. 'fullAccess_cifar10_certified_outer_envelop'
     root=None,   # default: <project>/data/published-denoised
 ):
-    "One of Salman et al.'s LaTeX tables: by radius, the best certified accuracy and the clean accuracy of its model."
+    "Salman et al.'s LaTeX table `name`: by radius, the best certified accuracy and its classifier's at r = 0."
     path = (Path(root) if root else project_dir() / "data" / "published-denoised") / f"{name}.tex"
     lines = [l for l in path.read_text().splitlines() if l.strip() and not l.startswith("\\")]
     radii = [float(v) for v in re.findall(r"\$([\d.]+)\$", lines[0])] if lines else []
